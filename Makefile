@@ -1,0 +1,37 @@
+# The README's commands. `make setup` is what both `make run` and `make test` share.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# A portable llama.cpp build (the wheel is cached by pip and reused on the same machine).
+export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
+
+.PHONY: setup run test test-fast models bench clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(STAMP): pyproject.toml constraints.txt | $(BIN)/python
+	$(BIN)/pip install -c constraints.txt -e '.[test]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+run: setup
+	$(BIN)/empower-tui problems/lava.py
+
+test: setup
+	$(BIN)/python -m pytest
+
+test-fast: setup
+	$(BIN)/python -m pytest -m "not slow"
+
+models: setup
+	$(BIN)/python -m tests.models .cache/models
+
+bench: setup
+	$(BIN)/python bench/judge.py
+
+clean:
+	rm -rf $(VENV) .cache .pytest_cache
