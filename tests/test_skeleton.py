@@ -1,0 +1,42 @@
+"""The project's shape: its commands answer, and the packages import in the allowed directions."""
+
+from __future__ import annotations
+
+import ast
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ["coach", "problems", "tui", "finetune", "evals"]
+# design.md: tui, evals, finetune may import coach and problems; coach and problems import none.
+ALLOWED = {"coach": set(), "problems": set(), "tui": {"coach", "problems"},
+           "finetune": {"coach", "problems"}, "evals": {"coach", "problems"}}
+
+
+@pytest.mark.parametrize("command", ["empower-tui", "empower-finetune", "empower-evals"])
+def test_each_command_has_help_and_says_what_is_missing(command):
+    exe = shutil.which(command) or str(Path(sys.executable).parent / command)
+    help_ = subprocess.run([exe, "--help"], capture_output=True, text=True, timeout=60)
+    assert help_.returncode == 0 and command in help_.stdout
+    plain = subprocess.run([exe], capture_output=True, text=True, timeout=60)
+    assert plain.returncode != 0 and "not built yet" in plain.stderr and "Traceback" not in plain.stderr
+
+
+def imports_of(package: str) -> set[str]:
+    found = set()
+    for path in (ROOT / package).rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                found.update(a.name.split(".")[0] for a in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                found.add(node.module.split(".")[0])
+    return found & set(PACKAGES) - {package}
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_imports_go_only_in_the_allowed_directions(package):
+    assert imports_of(package) <= ALLOWED[package]
