@@ -34,10 +34,12 @@ class Comparison:
                                 _context(got_lines, want_lines, i))
         if len(got_lines) != len(want_lines):
             i = min(len(got_lines), len(want_lines))
-            if len(got_lines) < len(want_lines):
-                msg = f"{len(got_lines)} lines, expected {len(want_lines)}; line {i + 1} missing: {_short(want_lines[i])}"
+            if not got_lines:
+                msg = f"no output; expected {_n_lines(want_lines)}, the first {_short(want_lines[0])}"
+            elif len(got_lines) < len(want_lines):
+                msg = f"{_n_lines(got_lines)}, expected {len(want_lines)}; line {i + 1} missing: {_short(want_lines[i])}"
             else:
-                msg = f"{len(got_lines)} lines, expected {len(want_lines)}; extra line {i + 1}: {_short(got_lines[i])}"
+                msg = f"{_n_lines(got_lines)}, expected {len(want_lines)}; extra line {i + 1}: {_short(got_lines[i])}"
             return Mismatch(msg, _context(got_lines, want_lines, i))
         return None
 
@@ -86,6 +88,10 @@ def _close(a: str, b: str, tol: float) -> bool:
 def _lines(text: str) -> list[str]:
     text = text.strip()
     return [line.strip() for line in text.split("\n")] if text else []
+
+
+def _n_lines(lines: list[str]) -> str:
+    return f"{len(lines)} line" + ("" if len(lines) == 1 else "s")
 
 
 def _short(s: str, n: int = 60) -> str:
