@@ -47,12 +47,15 @@ def main() -> None:
     work = [(name, kind, src) for name in catalog.names() for kind, src in programs(name, args.per_problem)]
     modes = {"one worker per program": False, "fresh interpreter per test": True}
     times, tests_run, verdicts = {}, {}, {}
+    by_kind: dict[tuple[str, str], float] = {}
     with Progress(console=console) as progress:
         for mode, fresh in modes.items():
             task = progress.add_task(mode, total=len(work))
             start, run, seen = time.perf_counter(), 0, []
             for name, kind, src in work:
+                t0 = time.perf_counter()
                 report = judge(src, catalog.load(name), fresh_process=fresh)
+                by_kind[mode, kind] = by_kind.get((mode, kind), 0.0) + time.perf_counter() - t0
                 run += sum(r.verdict.value != "not run" for r in report.results)
                 seen.append((name, kind, [r.verdict.value for r in report.results]))
                 progress.advance(task)
@@ -66,10 +69,19 @@ def main() -> None:
         table.add_row(mode, str(len(work)), str(tests_run[mode]), f"{times[mode]:.1f}",
                       f"{1000 * times[mode] / tests_run[mode]:.1f}")
     console.print(table)
+    kinds = Table(title="seconds by kind of program")
+    for col in ("kind", "programs", a, b, "ratio"):
+        kinds.add_column(col, justify="right" if col != "kind" else "left")
+    for kind in dict.fromkeys(MIX):
+        n = sum(k == kind for _, k, _ in work)
+        kinds.add_row(kind, str(n), f"{by_kind[a, kind]:.1f}", f"{by_kind[b, kind]:.1f}",
+                      f"{by_kind[b, kind] / by_kind[a, kind]:.2f}×")
+    console.print(kinds)
     ratio = times[b] / times[a]
     console.print(f"ratio (fresh interpreter per test / one worker per program): [bold]{ratio:.2f}×[/]")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"seconds": times, "tests_run": tests_run, "ratio": ratio,
+                                    "seconds_by_kind": {f"{m}/{k}": v for (m, k), v in by_kind.items()},
                                     "per_problem": args.per_problem, "mix": MIX}, indent=2))
 
 

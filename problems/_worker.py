@@ -355,6 +355,15 @@ def _reap_orphans() -> None:
             return
 
 
+def _as_if_site(dirs: list[str]) -> None:
+    """What `site` would have done for a program, minus the .pth files (we run with -S)."""
+    import site
+    site.setquit()  # exit() and quit(), which programs do call
+    site.setcopyright()
+    site.sethelper()
+    sys.path.extend(d for d in dirs if d not in sys.path)
+
+
 def _clean(workdir: str, keep: str) -> None:
     """Leave the next test the directory a fresh run would find."""
     for entry in os.scandir(workdir):
@@ -376,6 +385,7 @@ def main() -> int:
     if frame is None:
         return 0
     cfg, blobs = frame
+    _as_if_site(cfg.get("site_packages", []))
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     isolation = isolate(cfg)
     os.chdir(cfg["workdir"])

@@ -101,6 +101,11 @@ def isolation_warning(iso: Isolation) -> str | None:
             "network and write wherever your user can.")
 
 
+def _site_packages() -> list[str]:
+    import site
+    return [p for p in site.getsitepackages() if os.path.isdir(p)]
+
+
 def _env() -> dict[str, str]:
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"}
     # One thread per numeric library: the process-count limit counts threads too.
@@ -122,12 +127,15 @@ class Worker:
         prefix = namespace_prefix()
         self._dir = tempfile.mkdtemp(prefix="empower-judge-")
         self._proc = subprocess.Popen(
-            [*(prefix or ()), sys.executable, "-I", str(WORKER)],
+            # -S: site's .pth processing (editable installs' finders) costs more than the rest
+            # of the start-up; the worker puts the site-packages directories back itself.
+            [*(prefix or ()), sys.executable, "-I", "-S", str(WORKER)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
             start_new_session=True, env=_env(), cwd=self._dir)
         lim = self.limits
         cfg = {"op": "init", "workdir": self._dir, "namespaces": prefix is not None,
                "hide": list(self.hide), "env": _env(), "workdir_mb": lim.workdir_mb,
+               "site_packages": _site_packages(),
                "drop_to_uid": NOBODY if os.geteuid() == 0 else None,
                "limits": {"memory_mb": lim.memory_mb, "file_mb": lim.file_mb,
                           "output_mb": lim.output_mb, "processes": lim.processes}}

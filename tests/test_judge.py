@@ -64,6 +64,11 @@ def test_syntax_error_is_a_runtime_error_on_every_test():
 def test_exit_status_and_sys_exit_are_honoured():
     assert judge("import sys\nprint(1)\nsys.exit(3)\n", ADD).results[0].message == "exit status 3"
     assert judge(ADD_OK + "raise SystemExit(0)\n", ADD).passed
+    assert judge(ADD_OK + "exit()\nprint('unreachable')\n", ADD).passed  # site's exit() exists
+
+
+def test_installed_packages_can_be_imported():
+    assert judge("import numpy\n" + ADD_OK, ADD).passed
 
 
 def test_stdin_and_stdout_are_real_pipes():
