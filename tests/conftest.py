@@ -1,0 +1,37 @@
+"""Fixtures shared by the whole suite: the offline test models, and the `gpu` marker's skip."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def test_models():
+    """The tiny tokenizer/models/GGUFs (tests/models.py), built once per clone and reused.
+
+    The cache is `.cache/test-models` at the repo root; EMPOWER_TEST_MODELS points elsewhere.
+    """
+    from tests.models import build
+
+    return build(Path(os.environ.get("EMPOWER_TEST_MODELS", ROOT / ".cache" / "test-models")))
+
+
+def pytest_collection_modifyitems(config, items):
+    gpu_items = [item for item in items if "gpu" in item.keywords]
+    if gpu_items and not _has_cuda():  # import torch only when some test asks for a GPU
+        skip = pytest.mark.skip(reason="needs CUDA")
+        for item in gpu_items:
+            item.add_marker(skip)
+
+
+def _has_cuda() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return torch.cuda.is_available()
