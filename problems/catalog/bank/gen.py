@@ -4,11 +4,10 @@ Writes tests/NN-large.in.gz from a fixed seed and tests/NN-large.out.gz from the
 solution; gzip with mtime=0 so that the files come out byte-for-byte the same every time.
 `random_ledger` also makes the small random tests.
 """
-import gzip
 import random
-import subprocess
-import sys
 from pathlib import Path
+
+from problems.testgen import save_large
 
 HERE = Path(__file__).resolve().parent
 SEED = 161803
@@ -55,18 +54,10 @@ def random_ledger(rng: random.Random, n: int, q: int, busy: int, unit: int, max_
     return "\n".join(lines) + "\n"
 
 
-def write_gz(path: Path, data: bytes) -> None:
-    with open(path, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz:
-        gz.write(data)
-
-
 def main() -> None:
     text = random_ledger(random.Random(SEED), n=1_000_000, q=59_999, busy=200, unit=10,
                          max_depth=40, begin=0.2)
-    out = subprocess.run([sys.executable, str(HERE / "solution.py")], input=text.encode(),
-                         capture_output=True, check=True).stdout
-    write_gz(HERE / "tests" / f"{NAME}.in.gz", text.encode())
-    write_gz(HERE / "tests" / f"{NAME}.out.gz", out)
+    save_large(HERE, NAME, text)
 
 
 if __name__ == "__main__":

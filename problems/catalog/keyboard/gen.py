@@ -3,11 +3,10 @@
 Writes tests/NN-large.in.gz from a fixed seed and tests/NN-large.out.gz from the reference
 solution; gzip with mtime=0 so that the files come out byte-for-byte the same every time.
 """
-import gzip
 import random
-import subprocess
-import sys
 from pathlib import Path
+
+from problems.testgen import save_large
 
 HERE = Path(__file__).resolve().parent
 SEED = 314159
@@ -40,17 +39,9 @@ def make_input(rng: random.Random, q: int) -> str:
     return f"{len(keys)}\n" + "".join(k + "\n" for k in keys)
 
 
-def write_gz(path: Path, data: bytes) -> None:
-    with open(path, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz:
-        gz.write(data)
-
-
 def main() -> None:
     text = make_input(random.Random(SEED), q=199_999)
-    out = subprocess.run([sys.executable, str(HERE / "solution.py")], input=text.encode(),
-                         capture_output=True, check=True).stdout
-    write_gz(HERE / "tests" / f"{NAME}.in.gz", text.encode())
-    write_gz(HERE / "tests" / f"{NAME}.out.gz", out)
+    save_large(HERE, NAME, text)
 
 
 if __name__ == "__main__":

@@ -3,11 +3,10 @@
 Writes tests/13-large.in.gz from a fixed seed and tests/13-large.out.gz from the reference
 solution; gzip with mtime=0 so that the files come out byte-for-byte the same every time.
 """
-import gzip
 import random
-import subprocess
-import sys
 from pathlib import Path
+
+from problems.testgen import save_large
 
 HERE = Path(__file__).resolve().parent
 SEED = 20240613
@@ -46,17 +45,9 @@ def make_input(rng: random.Random, n: int, q: int, lava: float, die: bool) -> st
     return "\n".join(lines) + "\n"
 
 
-def write_gz(path: Path, data: bytes) -> None:
-    with open(path, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz:
-        gz.write(data)
-
-
 def main() -> None:
     text = make_input(random.Random(SEED), n=50, q=150_000, lava=0.25, die=True)
-    out = subprocess.run([sys.executable, str(HERE / "solution.py")], input=text.encode(),
-                         capture_output=True, check=True).stdout
-    write_gz(HERE / "tests" / f"{NAME}.in.gz", text.encode())
-    write_gz(HERE / "tests" / f"{NAME}.out.gz", out)
+    save_large(HERE, NAME, text)
 
 
 if __name__ == "__main__":

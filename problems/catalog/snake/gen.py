@@ -4,12 +4,11 @@ Writes tests/NN-large.in.gz from a fixed seed and tests/NN-large.out.gz from the
 solution; gzip with mtime=0 so that the files come out byte-for-byte the same every time.
 `random_game` also makes the small random tests.
 """
-import gzip
 import random
-import subprocess
-import sys
 from collections import deque
 from pathlib import Path
+
+from problems.testgen import save_large
 
 HERE = Path(__file__).resolve().parent
 SEED = 271828
@@ -137,17 +136,9 @@ def serpentine(rng: random.Random, h: int, w: int, q: int) -> str:
     return render(h, w, (1, 1), fruits, moves)
 
 
-def write_gz(path: Path, data: bytes) -> None:
-    with open(path, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz:
-        gz.write(data)
-
-
 def main() -> None:
     text = serpentine(random.Random(SEED), h=1000, w=997, q=200_000)
-    out = subprocess.run([sys.executable, str(HERE / "solution.py")], input=text.encode(),
-                         capture_output=True, check=True).stdout
-    write_gz(HERE / "tests" / f"{NAME}.in.gz", text.encode())
-    write_gz(HERE / "tests" / f"{NAME}.out.gz", out)
+    save_large(HERE, NAME, text)
 
 
 if __name__ == "__main__":

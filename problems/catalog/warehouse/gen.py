@@ -4,11 +4,10 @@ Writes tests/NN-large.in.gz from a fixed seed and tests/NN-large.out.gz from the
 solution; gzip with mtime=0 so that the files come out byte-for-byte the same every time.
 `random_log` also makes the small random tests.
 """
-import gzip
 import random
-import subprocess
-import sys
 from pathlib import Path
+
+from problems.testgen import save_large
 
 HERE = Path(__file__).resolve().parent
 SEED = 173205
@@ -35,18 +34,10 @@ def random_log(rng: random.Random, q: int, units: int, shelf_life: int, order: i
     return "\n".join(lines) + "\n"
 
 
-def write_gz(path: Path, data: bytes) -> None:
-    with open(path, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz:
-        gz.write(data)
-
-
 def main() -> None:
     text = random_log(random.Random(SEED), q=100_000, units=10, shelf_life=600, order=4,
                       day_every=200)
-    out = subprocess.run([sys.executable, str(HERE / "solution.py")], input=text.encode(),
-                         capture_output=True, check=True).stdout
-    write_gz(HERE / "tests" / f"{NAME}.in.gz", text.encode())
-    write_gz(HERE / "tests" / f"{NAME}.out.gz", out)
+    save_large(HERE, NAME, text)
 
 
 if __name__ == "__main__":
