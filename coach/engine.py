@@ -1,0 +1,163 @@
+"""The coach: context in, suggestion out. The editor and the benchmark both call `Coach.suggest`.
+
+What makes it fast, cheapest first:
+- typed-through: when the person types the first characters of the suggestion on screen, the
+  rest is served at once, with no model call;
+- an LRU cache of suggestions keyed by the prompt's context;
+- one request in flight per model: a newer request cancels an older one (its generation
+  really stops between two tokens) instead of queueing behind it;
+- in the backend, the KV cache across keystrokes (llama.cpp, transformers).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import replace
+
+from coach import prompts
+from coach.backends import Backend, load_backend
+from coach.policies import Policy, parse
+from coach.specs import resolve
+from coach.types import Context, Request, Suggestion
+
+SUFFIX_KEY = 200  # characters after the cursor that take part in the cache key
+
+
+class Coach:
+    def __init__(self, backend: Backend, policy: Policy, fmt: str | None = None, *,
+                 max_prompt_chars: int = 6000, cache_size: int = 256,
+                 temperature: float = 0.0, top_p: float = 1.0, seed: int = 0):
+        self.backend = backend
+        self.policy = policy
+        self.format = fmt or backend.spec.format or "completion"
+        if self.format not in prompts.FORMATS:
+            raise ValueError(f"unknown prompt format {self.format!r}; use one of {', '.join(prompts.FORMATS)}")
+        self.max_prompt_chars = max_prompt_chars
+        self.temperature, self.top_p, self.seed = temperature, top_p, seed
+        self._cache: OrderedDict[tuple, Suggestion] = OrderedDict()
+        self._cache_size = cache_size
+        self._last: tuple[Context, Suggestion] | None = None
+        self._lock = threading.Lock()  # one generation at a time on this model
+        self._state = threading.Lock()  # guards the fields below
+        self._inflight: threading.Event | None = None
+
+    @classmethod
+    def from_spec(cls, spec: str, policy: str = "base", eta: float | None = None, fmt: str | None = None,
+                  base: str | None = None, backend_options: dict | None = None, **options) -> "Coach":
+        backend = load_backend(resolve(spec, base=base), **(backend_options or {}))
+        return cls(backend, parse(policy, eta), fmt, **options)
+
+    @property
+    def model(self) -> str:
+        return self.backend.spec.label
+
+    def suggest(self, ctx: Context, cancel: threading.Event | None = None) -> Suggestion:
+        """A suggestion for `ctx` (its text is empty when there is nothing worth showing)."""
+        start = time.perf_counter()
+        reused = self._typed_through(ctx)
+        if reused is not None:
+            return replace(reused, latency_s=time.perf_counter() - start)
+        key = self._key(ctx)
+        with self._state:
+            cached = self._cache.get(key)
+            if cached is not None:
+                self._cache.move_to_end(key)
+        if cached is not None:
+            self._remember(ctx, cached)
+            return replace(cached, source="cache", latency_s=time.perf_counter() - start)
+        suggestion = self._generate(ctx, cancel or threading.Event(), start)
+        if suggestion.finish_reason != "cancelled":
+            with self._state:
+                self._cache[key] = suggestion
+                if len(self._cache) > self._cache_size:
+                    self._cache.popitem(last=False)
+            self._remember(ctx, suggestion)
+        return suggestion
+
+    def cancel(self) -> None:
+        """Stop the generation in flight, if any."""
+        with self._state:
+            if self._inflight is not None:
+                self._inflight.set()
+
+    def close(self) -> None:
+        self.cancel()
+        self.backend.close()
+
+    # ------------------------------------------------------------ internals
+    def _generate(self, ctx: Context, cancel: threading.Event, start: float) -> Suggestion:
+        self.cancel()  # latest wins: an older request would only be stale when it finished
+        with self._lock:
+            with self._state:
+                self._inflight = cancel
+            try:
+                prompt = prompts.build(ctx, self.format, self.backend, self.max_prompt_chars)
+                stop = ("\n",) if ctx.mid_line else ()
+                if self.format == "chat":
+                    stop += (prompts.FENCE,)
+                request = Request(prompt, self.policy.max_tokens, stop, self.temperature, self.top_p,
+                                  self.seed, cancel)
+                gen = self.backend.generate(request)
+            finally:
+                with self._state:
+                    self._inflight = None
+        begin, end, dropped = prompts.extract(gen.text, prompt, ctx)
+        tokens, logprobs = _tokens_in(gen.tokens, gen.logprobs, begin, end)
+        n = self.policy.keep(logprobs, len(tokens))
+        if tokens and n == 0:
+            dropped = f"even the first token is over η = {self.policy.eta_bits:g} bits"
+        tokens = tokens[:n]
+        text = "".join(tokens)
+        if not text.strip():
+            text, n, tokens, dropped = "", 0, [], dropped or "blank"
+        if gen.finish_reason == "cancelled":
+            dropped = "cancelled"
+        return Suggestion(
+            text=text, n_tokens=n, tokens=tuple(tokens), dropped=dropped,
+            logprobs=tuple(logprobs[:n]) if logprobs is not None else None, model=self.model,
+            policy=str(self.policy), finish_reason=gen.finish_reason, latency_s=time.perf_counter() - start,
+            timings={"prompt_s": gen.prompt_s, "generate_s": gen.generate_s, "prompt_tokens": gen.prompt_tokens,
+                     "evaluated_tokens": gen.evaluated_tokens, "generated_tokens": len(gen.tokens)})
+
+    def _typed_through(self, ctx: Context) -> Suggestion | None:
+        with self._state:
+            last = self._last
+        if last is None:
+            return None
+        before, shown = last
+        if ctx.suffix != before.suffix or not ctx.prefix.startswith(before.prefix):
+            return None
+        typed = ctx.prefix[len(before.prefix):]
+        if not typed or not shown.text.startswith(typed) or len(typed) >= len(shown.text):
+            return None
+        tokens, logprobs, used = list(shown.tokens), shown.logprobs, 0
+        while tokens and used + len(tokens[0]) <= len(typed):  # whole tokens typed away
+            used += len(tokens.pop(0))
+            logprobs = logprobs[1:] if logprobs is not None else None
+        if tokens:
+            tokens[0] = tokens[0][len(typed) - used:]
+        return replace(shown, text=shown.text[len(typed):], tokens=tuple(tokens), logprobs=logprobs,
+                       n_tokens=len(tokens), source="typed-through")
+
+    def _remember(self, ctx: Context, suggestion: Suggestion) -> None:
+        with self._state:
+            self._last = (ctx, suggestion) if suggestion.text else None
+
+    def _key(self, ctx: Context) -> tuple:
+        return (prompts.window(ctx.prefix, self.max_prompt_chars), ctx.suffix[:SUFFIX_KEY],
+                str(self.policy), self.format, self.temperature, self.top_p, self.seed)
+
+
+def _tokens_in(tokens: tuple[str, ...], logprobs, begin: int, end: int):
+    """The generated tokens that fall in text[begin:end], the first and last cut to fit."""
+    out, lps, pos = [], [], 0
+    for i, tok in enumerate(tokens):
+        lo, hi = max(pos, begin), min(pos + len(tok), end)
+        if hi > lo:
+            out.append(tok[lo - pos:hi - pos])
+            if logprobs is not None:
+                lps.append(logprobs[i])
+        pos += len(tok)
+    return out, (lps if logprobs is not None else None)

@@ -1,0 +1,71 @@
+"""Policies: how much of a generation to suggest. Named so the benchmark can compare them.
+
+    base         up to a generous cap (the model's own stop or CAP tokens)
+    base-N       at most N tokens (the paper's Base-10 / Base-20)
+    threshold    the logit-threshold rule at inference: the longest prefix whose cumulative
+                 negative log-likelihood under the serving model stays below η bits; nothing
+                 when even the first token costs more
+    trained      the model's own stop (EOS or a stop string), for finetuned Empower models
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+from coach.types import CoachError
+
+CAP = 64  # tokens: "generous" for a suggestion a person reads at a glance
+DEFAULT_ETA = 4.0  # bits; the user study's winner was "eta4" (facts.md)
+
+
+@dataclass(frozen=True)
+class Policy:
+    name: str
+    max_tokens: int
+    eta_bits: float | None = None
+
+    @property
+    def needs_logprobs(self) -> bool:
+        return self.eta_bits is not None
+
+    def keep(self, logprobs: tuple[float, ...] | None, n_tokens: int) -> int:
+        """How many of the generated tokens to show."""
+        n = min(n_tokens, self.max_tokens)
+        if self.eta_bits is None:
+            return n
+        if logprobs is None:
+            raise CoachError(f"the {self.name} policy needs per-token log-probabilities, and this model's server returns none")
+        return longest_under(logprobs[:n], self.eta_bits)
+
+    def __str__(self) -> str:
+        return f"threshold(η={self.eta_bits:g})" if self.eta_bits is not None else self.name
+
+
+def longest_under(logprobs, eta_bits: float) -> int:
+    """Largest i with -Σ_{j<i} log2 p_j < η (natural-log inputs): 0 when the first token is over."""
+    total, limit = 0.0, eta_bits * math.log(2)
+    for i, lp in enumerate(logprobs):
+        total -= lp
+        if total >= limit:
+            return i
+    return len(logprobs)
+
+
+def parse(name: str, eta: float | None = None) -> Policy:
+    if name == "base":
+        return Policy("base", CAP)
+    if m := re.fullmatch(r"base-(\d+)", name):
+        n = int(m.group(1))
+        if n < 1:
+            raise CoachError("base-N needs N >= 1")
+        return Policy(name, n)
+    if name == "threshold":
+        eta = DEFAULT_ETA if eta is None else eta
+        if eta <= 0:
+            raise CoachError("η must be a positive number of bits")
+        return Policy("threshold", CAP, eta)
+    if name == "trained":
+        return Policy("trained", CAP)
+    raise CoachError(f"unknown policy {name!r}: use base, base-N (e.g. base-20), threshold or trained")

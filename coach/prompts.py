@@ -1,0 +1,124 @@
+"""Prompt formats (one per model, used end to end) and extraction of the suggestion.
+
+- `completion`: the code before the cursor, as it is; with the model's own fill-in-the-middle
+  markers (prefix, suffix, middle) when it has them and there is code after the cursor.
+- `chat`: the paper's protocol: a system message, two short few-shot exchanges, the code so
+  far in a user turn, and the assistant turn prefilled with that code, so that the model only
+  continues it.
+
+Long files are cut to a window that ends at the cursor and starts at a line boundary that
+moves in steps of a quarter window: between steps the prompt's start does not change, so the
+llama.cpp KV cache keeps serving every keystroke.
+"""
+
+from __future__ import annotations
+
+import re
+
+from coach.types import Context, Prompt
+
+FORMATS = ("completion", "chat")
+FENCE = "```"
+SYSTEM = ("You are a pair programmer sitting next to a person writing Python. You see their code "
+          "up to the cursor. Continue it exactly where it stops with what they would most likely "
+          "type next. Write only code, in a python code block, and stop where the next step is "
+          "the person's own decision.")
+# Two short exchanges that show the shape of an answer: the same code, continued.
+FEW_SHOT = (
+    ("def mean(xs):\n    if not xs:\n        return 0.0\n",
+     "    return sum(xs) / len(xs)\n"),
+    ("import sys\n\n\ndef main():\n    n = int(sys.stdin.readline())\n    nums = ",
+     "list(map(int, sys.stdin.readline().split()))\n"),
+)
+
+
+def window(prefix: str, max_chars: int) -> str:
+    """The end of `prefix`, at most max_chars long, starting at a line boundary on a grid."""
+    if len(prefix) <= max_chars:
+        return prefix
+    step = max(1, max_chars // 4)
+    cut = -(-(len(prefix) - max_chars) // step) * step  # round up to the grid
+    line_start = prefix.find("\n", cut) + 1
+    return prefix[line_start:] if 0 < line_start < len(prefix) else prefix[cut:]
+
+
+def _fenced(code: str) -> str:
+    return f"{FENCE}python\n{code}"
+
+
+def chat_messages(code: str) -> list[dict]:
+    messages = [{"role": "system", "content": SYSTEM}]
+    for before, after in FEW_SHOT:
+        messages.append({"role": "user", "content": _fenced(before) + f"\n{FENCE}"})
+        messages.append({"role": "assistant", "content": _fenced(before + after) + FENCE})
+    messages.append({"role": "user", "content": _fenced(code) + f"\n{FENCE}"})
+    return messages
+
+
+def build(ctx: Context, fmt: str, backend, max_chars: int = 6000) -> Prompt:
+    """The prompt for `ctx` in format `fmt`, rendered for `backend` where it renders itself."""
+    code = window(ctx.prefix, max_chars)
+    if fmt == "chat":
+        messages = chat_messages(code)
+        prefill = _fenced(code)
+        text = ""
+        if backend.spec.kind != "openai":  # local models: apply the model's own chat template
+            text = backend.render_chat(messages) + prefill
+        return Prompt("chat", text, tuple(messages) + ({"role": "assistant", "content": prefill},), prefill)
+    if fmt != "completion":
+        raise ValueError(f"unknown prompt format {fmt!r}; use one of {', '.join(FORMATS)}")
+    fim = backend.fim_tokens()
+    suffix = ctx.suffix[:max_chars // 2]
+    if fim and suffix.strip():
+        pre, suf, mid = fim
+        return Prompt("fim", f"{pre}{code}{suf}{suffix}{mid}", suffix=suffix)
+    return Prompt("completion", code)
+
+
+OPEN_FENCE = re.compile(r"\s*```[\w+-]*[ \t]*\n")
+
+
+def extract(text: str, prompt: Prompt, ctx: Context) -> tuple[int, int, str]:
+    """The span of `text` (a model's raw output) to show: (start, end) character offsets, and
+    when the span is empty, why.
+
+    Drops a code fence a chat model opens again and the code it re-types, cuts at the closing
+    fence, ends at the line's end when the cursor is mid-line, and never repeats what follows
+    the cursor."""
+    start, end = 0, len(text)
+    if prompt.format == "chat":
+        opened = OPEN_FENCE.match(text)
+        if opened:  # the model started a new answer instead of continuing the prefill
+            start = opened.end()
+        code = prompt.prefill.removeprefix(f"{FENCE}python\n")
+        for seen in (code, code.lstrip()):
+            if seen and text.startswith(seen, start):
+                start += len(seen)
+                break
+        close = text.find(FENCE, start)
+        if close >= 0:
+            end = close
+            while end > start and text[end - 1] == "\n":  # the fence's own line break
+                end -= 1
+    if ctx.mid_line:
+        newline = text.find("\n", start, end)
+        if newline >= 0:
+            end = newline
+    if not text[start:end].strip():
+        return start, start, "blank"
+    end = start + _without_suffix_overlap(text[start:end], ctx.suffix)
+    if not text[start:end].strip():
+        return start, start, "repeats the code after the cursor"
+    return start, end, ""
+
+
+def _without_suffix_overlap(shown: str, suffix: str) -> int:
+    """Length of `shown` once the part that the code after the cursor already has is dropped
+    (a suggestion `a + b)` before a suffix `)` becomes `a + b`)."""
+    first = suffix.split("\n", 1)[0]
+    if first.strip() and shown.strip() and first.strip().startswith(shown.strip()):
+        return 0  # it would only repeat what is there
+    for k in range(min(len(shown), len(suffix)), 0, -1):
+        if shown.endswith(suffix[:k]) and suffix[:k].strip():
+            return len(shown) - k
+    return len(shown)

@@ -1,0 +1,241 @@
+"""coach on the real llama.cpp backend and the tiny offline models: prompts, extraction,
+policies, the engine's caches and cancellation, and `python -m coach suggest`."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from coach import prompts
+from coach.backends import load_backend
+from coach.engine import Coach
+from coach.policies import longest_under, parse
+from coach.specs import resolve
+from coach.types import BackendError, CoachError, Context, ModelNotFound, Prompt, Request
+from tests.models import split_probe
+
+UNSEEN = "import sys\n\n\ndef parse(line):\n    parts = line.split(',')\n    return [p.strip() for p in "
+
+
+@pytest.fixture(scope="module")
+def memorizer(test_models):
+    backend = load_backend(resolve(str(test_models.memorizer_gguf)))
+    yield backend
+    backend.close()
+
+
+@pytest.fixture(scope="module")
+def probe(test_models):
+    path = next(p for p in test_models.memorized if p.name == "solution.py")
+    return path, *split_probe(path.read_text())
+
+
+# ---------------------------------------------------------------- specs
+def test_specs_name_every_kind_of_model(test_models, tmp_path, monkeypatch):
+    assert resolve(str(test_models.memorizer_gguf)).kind == "gguf"
+    assert resolve(str(test_models.memorizer)).kind == "hf"
+    server = resolve("openai:http://127.0.0.1:8000/v1#Qwen/Qwen2.5-Coder")
+    assert (server.kind, server.url, server.name) == ("openai", "http://127.0.0.1:8000/v1", "Qwen/Qwen2.5-Coder")
+    config = tmp_path / "config.toml"
+    config.write_text(f'[models.mine]\nspec = "{test_models.memorizer_gguf}"\nformat = "completion"\n')
+    monkeypatch.setenv("EMPOWER_CONFIG", str(config))
+    mine = resolve("mine")
+    assert (mine.kind, mine.name, mine.format, mine.label) == ("gguf", "mine", "completion", "mine")
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("nope.gguf", "no model 'nope.gguf'"),
+    ("openai:localhost:8000", "write openai:http://host:port/v1#served-model-name"),
+    ("org/model-that-needs-the-hub", "cannot download 'org/model-that-needs-the-hub' from the Hugging Face Hub"),
+])
+def test_bad_specs_say_what_is_wrong(spec, message, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # the real download path, as it fails offline
+    with pytest.raises(ModelNotFound, match=message):
+        resolve(spec, config={})
+
+
+def test_a_file_that_is_not_a_gguf_is_refused(tmp_path):
+    bad = tmp_path / "model.gguf"
+    bad.write_bytes(b"not a model")
+    with pytest.raises(ModelNotFound, match="not a GGUF file"):
+        resolve(str(bad))
+    bad.write_bytes(b"GGUF" + b"\0" * 64)
+    with pytest.raises(BackendError, match="cannot load this GGUF"):
+        load_backend(resolve(str(bad)))
+
+
+# ---------------------------------------------------------------- prompts and extraction
+def test_the_window_start_stays_put_while_typing():
+    text = "".join(f"line_{i} = {i}\n" for i in range(2000))
+    starts = {prompts.window(text[:n], 4000)[:20] for n in range(10_000, 10_300)}
+    assert len(starts) <= 2  # at most one step of the grid within 300 keystrokes
+    w = prompts.window(text[:10_000], 4000)
+    assert len(w) <= 4000 and text[:10_000].endswith(w) and w.startswith("line_")
+
+
+def test_the_chat_prompt_is_the_papers_protocol():
+    messages = prompts.chat_messages("def f():\n")
+    assert [m["role"] for m in messages] == ["system", "user", "assistant", "user", "assistant", "user"]
+    assert "def f():\n" in messages[-1]["content"]
+
+
+@pytest.mark.parametrize("raw, ctx, expected", [
+    ("    return a + b\n```\nMore words.", Context("def f(a, b):\n"), "    return a + b"),
+    ("```python\ndef f(a, b):\n    return a\n```", Context("def f(a, b):\n"), "    return a"),
+    ("a + b)\n", Context("print(", ")\n"), "a + b"),
+    ("x = 1\ny = 2\n", Context("z = ", "  # note\n"), "x = 1"),
+    ("total)\n", Context("print(", "total)\n"), ""),
+    ("   \n\n", Context("x = "), ""),
+])
+def test_extraction(raw, ctx, expected):
+    prompt = Prompt("chat", "", prefill=f"```python\n{ctx.prefix}")
+    start, end, why = prompts.extract(raw, prompt, ctx)
+    assert raw[start:end] == expected
+    assert bool(why) == (expected == "")
+
+
+# ---------------------------------------------------------------- policies
+def test_policy_names_and_the_threshold_rule():
+    assert parse("base-20").max_tokens == 20 and parse("base").max_tokens > 20
+    assert parse("threshold", 0.32).eta_bits == 0.32
+    with pytest.raises(CoachError, match="unknown policy"):
+        parse("greedy")
+    half = math.log(0.5)  # one bit each
+    assert longest_under([half] * 5, 2.5) == 2
+    assert longest_under([half] * 5, 0.5) == 0
+    assert longest_under([half] * 5, 100) == 5
+
+
+def test_threshold_lengths_grow_with_eta(memorizer):
+    lengths = []
+    for eta in (0.5, 4, 16, 64):
+        coach = Coach(memorizer, parse("threshold", eta))
+        lengths.append(coach.suggest(Context(UNSEEN)).n_tokens)
+    assert lengths == sorted(lengths) and lengths[0] < lengths[-1]
+
+
+def test_threshold_matches_an_independent_transformers_computation(test_models, memorizer):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    # the ids llama.cpp generated (re-tokenizing the text could merge them differently)
+    gen_ids = list(memorizer.generate(Request(Prompt("completion", UNSEEN), parse("base").max_tokens)).token_ids)
+    tok = AutoTokenizer.from_pretrained(test_models.memorizer)
+    model = AutoModelForCausalLM.from_pretrained(test_models.memorizer, dtype=torch.float32)
+    prompt_ids = tok(UNSEEN)["input_ids"]
+    with torch.inference_mode():
+        logits = model(torch.tensor([prompt_ids + gen_ids])).logits[0].log_softmax(-1)
+    hf = [logits[len(prompt_ids) + i - 1, t].item() for i, t in enumerate(gen_ids)]
+    bits = [-sum(hf[:i + 1]) / math.log(2) for i in range(len(hf))]
+    # η halfway between two cumulative values, so the 0.03-nat engine difference cannot matter
+    for i in (1, len(bits) // 2, len(bits) - 2):
+        eta = (bits[i - 1] + bits[i]) / 2
+        if bits[i] - bits[i - 1] < 0.2:
+            continue
+        s = Coach(memorizer, parse("threshold", eta)).suggest(Context(UNSEEN))
+        assert s.n_tokens == longest_under(hf, eta) == i
+        assert s.nll_bits < eta
+
+
+def test_base_n_caps_and_the_text_matches_its_tokens(memorizer, probe):
+    _, prompt, _ = probe
+    s = Coach(memorizer, parse("base-5")).suggest(Context(prompt))
+    assert s.n_tokens == 5 and "".join(s.tokens) == s.text and len(s.logprobs) == 5
+    assert all(lp <= 0 for lp in s.logprobs)
+
+
+# ---------------------------------------------------------------- the llama.cpp backend
+def test_greedy_continuation_of_a_memorized_file(memorizer, probe):
+    _, prompt, expected = probe
+    gen = memorizer.generate(Request(Prompt("completion", prompt), 64, stop=("\n",)))
+    assert gen.text + "\n" == expected and gen.finish_reason == "stop"
+    assert "".join(gen.tokens) == gen.text
+
+
+def test_a_keystroke_reevaluates_only_the_new_tokens(memorizer, probe):
+    _, prompt, _ = probe
+    prompt = "# a start no earlier call had\n" + prompt
+    first = memorizer.generate(Request(Prompt("completion", prompt + "x"), 4))
+    again = memorizer.generate(Request(Prompt("completion", prompt + "xy"), 4))
+    assert first.evaluated_tokens > 20 and again.evaluated_tokens <= 3
+
+
+def test_cancellation_stops_generation_between_tokens(memorizer):
+    cancel = threading.Event()
+    threading.Timer(0.05, cancel.set).start()
+    started = time.perf_counter()
+    gen = memorizer.generate(Request(Prompt("completion", UNSEEN), 10_000, temperature=1.0, cancel=cancel))
+    assert gen.finish_reason == "cancelled" and time.perf_counter() - started < 1.0
+
+
+def test_chat_without_a_template_is_a_clear_error(memorizer):
+    with pytest.raises(BackendError, match="no chat template"):
+        Coach(memorizer, parse("base"), "chat").suggest(Context("x = "))
+
+
+# ---------------------------------------------------------------- the engine
+def test_typing_through_a_suggestion_needs_no_model_call(memorizer, probe):
+    _, prompt, expected = probe
+    coach = Coach(memorizer, parse("base"))
+    first = coach.suggest(Context(prompt))
+    assert first.source == "model" and first.text.startswith(expected.rstrip("\n"))
+    typed = first.text[:5]
+    second = coach.suggest(Context(prompt + typed))
+    assert second.source == "typed-through" and second.text == first.text[5:]
+    assert "".join(second.tokens) == second.text
+    assert second.latency_s < 0.001
+    assert coach.suggest(Context(prompt)).source == "cache"
+
+
+def test_a_newer_request_cancels_the_one_in_flight(test_models):
+    backend = load_backend(resolve(str(test_models.random_gguf)))
+    coach = Coach(backend, parse("base-4000"), temperature=1.0)
+    try:
+        results = []
+        t = threading.Thread(target=lambda: results.append(coach.suggest(Context(UNSEEN))))
+        t.start()
+        time.sleep(0.1)
+        newer = Coach.suggest(coach, Context(UNSEEN + "x"), threading.Event())
+        t.join(timeout=5)
+        assert results and results[0].finish_reason == "cancelled" and results[0].dropped == "cancelled"
+        assert newer.finish_reason != "cancelled"
+    finally:
+        coach.close()
+
+
+# ---------------------------------------------------------------- the command line
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "coach", "suggest", *args], capture_output=True, text=True, timeout=120)
+
+
+def test_cli_prints_the_memorized_continuation(test_models, probe):
+    path, prompt, expected = probe
+    line = prompt.count("\n") + 1
+    out = run_cli("--model", str(test_models.memorizer_gguf), str(path), "--at", f"{line}:1", "--prefix-only",
+                  "--policy", "base")
+    assert out.returncode == 0 and out.stdout.startswith(expected)
+    # with the rest of the file after the cursor, the same continuation is already there
+    out = run_cli("--model", str(test_models.memorizer_gguf), str(path), "--at", f"{line}:1")
+    assert out.returncode == 0 and out.stdout.strip() == "" and "repeats the code after the cursor" in out.stderr
+    data = json.loads(run_cli("--model", str(test_models.memorizer_gguf), str(path), "--at", f"{line}:1",
+                              "--prefix-only", "--policy", "base-3", "--json").stdout)
+    assert data["n_tokens"] == 3 and len(data["logprobs"]) == 3 and data["timings"]["prompt_tokens"] > 0
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--model", "missing.gguf", "problems/lava.py", "--at", "1:1"], "no model 'missing.gguf'"),
+    (["--model", "MODEL", "problems/nope.py", "--at", "1:1"], "no such file"),
+    (["--model", "MODEL", "problems/lava.py", "--at", "999:1"], "has 4"),
+    (["--model", "MODEL", "problems/lava.py", "--at", "x"], "write LINE:COL"),
+    (["--model", "MODEL", "problems/lava.py", "--at", "1:1", "--policy", "nope"], "unknown policy"),
+])
+def test_cli_bad_input_is_one_line(test_models, args, message):
+    out = run_cli(*[str(test_models.memorizer_gguf) if a == "MODEL" else a for a in args])
+    assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr
