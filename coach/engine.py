@@ -27,14 +27,18 @@ SUFFIX_KEY = 200  # characters after the cursor that take part in the cache key
 
 class Coach:
     def __init__(self, backend: Backend, policy: Policy, fmt: str | None = None, *,
-                 max_prompt_chars: int = 6000, cache_size: int = 256,
+                 max_prompt_chars: int | None = None, cache_size: int = 256,
                  temperature: float = 0.0, top_p: float = 1.0, seed: int = 0):
         self.backend = backend
         self.policy = policy
         self.format = fmt or backend.spec.format or "completion"
         if self.format not in prompts.FORMATS:
             raise ValueError(f"unknown prompt format {self.format!r}; use one of {', '.join(prompts.FORMATS)}")
-        self.max_prompt_chars = max_prompt_chars
+        # The window of code before the cursor. For a local model it is sized once, on the first
+        # long file, to what fits its context (`_fit_window`), so the backend rarely has to cut
+        # tokens itself; it never changes afterwards, or the KV cache would miss.
+        self.max_prompt_chars = max_prompt_chars or 8000
+        self._fitted = max_prompt_chars is not None or getattr(backend, "n_ctx", None) is None
         self.temperature, self.top_p, self.seed = temperature, top_p, seed
         self._cache: OrderedDict[tuple, Suggestion] = OrderedDict()
         self._cache_size = cache_size
@@ -87,9 +91,19 @@ class Coach:
         self.backend.close()
 
     # ------------------------------------------------------------ internals
+    def _fit_window(self, prefix: str) -> None:
+        sample = prompts.window(prefix, self.max_prompt_chars)
+        if self._fitted or len(sample) < 2000:
+            return
+        chars_per_token = len(sample) / max(1, self.backend.count_tokens(sample))
+        room = self.backend.n_ctx - self.policy.max_tokens - 8  # BOS and a chat template's margin
+        self.max_prompt_chars = min(self.max_prompt_chars, int(0.9 * chars_per_token * room))
+        self._fitted = True
+
     def _generate(self, ctx: Context, cancel: threading.Event, start: float) -> Suggestion:
         self.cancel()  # latest wins: an older request would only be stale when it finished
         with self._lock:
+            self._fit_window(ctx.prefix)
             with self._state:
                 self._inflight = cancel
             try:

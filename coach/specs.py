@@ -41,7 +41,7 @@ class ModelSpec:
     def label(self) -> str:
         """A short name for status bars and logs (never contains a key)."""
         if self.kind == "openai":
-            return f"{self.name} @ {self.url}"
+            return f"{self.name} @ {re.sub(r'//[^/@]*@', '//', self.url or '')}"  # no user:password@
         return self.name or (self.path.name if self.path else self.raw)
 
 

@@ -197,12 +197,15 @@ def test_typing_through_a_suggestion_needs_no_model_call(memorizer, probe):
 def test_a_newer_request_cancels_the_one_in_flight(test_models):
     backend = load_backend(resolve(str(test_models.random_gguf)))
     coach = Coach(backend, parse("base-4000"), temperature=1.0)
+    long_prompt = "".join(f"value_{i} = {i} * {i}\n" for i in range(150))  # ~80 ms to evaluate
     try:
         results = []
-        t = threading.Thread(target=lambda: results.append(coach.suggest(Context(UNSEEN))))
+        t = threading.Thread(target=lambda: results.append(coach.suggest(Context(long_prompt))))
         t.start()
-        time.sleep(0.1)
-        newer = Coach.suggest(coach, Context(UNSEEN + "x"), threading.Event())
+        deadline = time.monotonic() + 5
+        while coach._inflight is None and time.monotonic() < deadline:  # the first is generating
+            time.sleep(0.001)
+        newer = coach.suggest(Context(long_prompt + "x"))
         t.join(timeout=5)
         assert results and results[0].finish_reason == "cancelled" and results[0].dropped == "cancelled"
         assert newer.finish_reason != "cancelled"

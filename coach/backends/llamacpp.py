@@ -11,7 +11,6 @@ the longest common prefix with the previous prompt.
 from __future__ import annotations
 
 import ctypes
-import os
 import threading
 import time
 
@@ -35,7 +34,9 @@ class LlamaCppBackend:
             raise BackendError(f"{spec.lora}: LoRA adapter not found")
         n_ctx = min(n_ctx, _trained_context(spec.path) or n_ctx)
         try:
-            self.llm = Llama(str(spec.path), n_ctx=n_ctx, n_threads=n_threads or max(1, os.cpu_count() or 1),
+            # Threads: llama.cpp's defaults (half the cores for one token at a time, all of
+            # them for a prompt) beat all cores for both on a 2-core machine.
+            self.llm = Llama(str(spec.path), n_ctx=n_ctx, n_threads=n_threads,
                              lora_path=str(spec.lora) if spec.lora else None, seed=seed,
                              logits_all=False, verbose=False)
         except (ValueError, RuntimeError, OSError) as exc:
@@ -44,6 +45,9 @@ class LlamaCppBackend:
         self._vocab = self._lib.llama_model_get_vocab(self.llm._model.model)
         self.n_vocab = self.llm.n_vocab()
         self._bos_text = self._piece(self.llm.token_bos())
+        self._token_bytes: dict[int, bytes] = {}  # detokenizing one token is a call into C each time
+        ids = [self.llm._model.token_prefix(), self.llm._model.token_suffix(), self.llm._model.token_middle()]
+        self._fim = None if min(ids) < 0 else tuple(self._piece(i) for i in ids)
 
     # ------------------------------------------------------------ protocol
     def has_chat_template(self) -> bool:
@@ -59,10 +63,7 @@ class LlamaCppBackend:
         return fmt(messages=messages).prompt
 
     def fim_tokens(self) -> tuple[str, str, str] | None:
-        ids = [self.llm._model.token_prefix(), self.llm._model.token_suffix(), self.llm._model.token_middle()]
-        if min(ids) < 0:
-            return None
-        return tuple(self._piece(i) for i in ids)
+        return self._fim
 
     def count_tokens(self, text: str) -> int:
         return len(self.llm.tokenize(text.encode(), add_bos=False, special=False))
@@ -78,10 +79,14 @@ class LlamaCppBackend:
         special = fmt in ("chat", "fim")  # chat templates and FIM markers are special tokens
         add_bos = not (self._bos_text and text.startswith(self._bos_text))
         ids = self.llm.tokenize(text.encode(), add_bos=add_bos, special=special)
-        room = self.n_ctx - request.max_tokens
-        if len(ids) > room:  # keep the end of the code: it is what the suggestion continues
-            keep = ids[:1] if add_bos else []
-            ids = keep + ids[len(ids) - room + len(keep):]
+        room = self.n_ctx - request.max_tokens - 1
+        if len(ids) > room:
+            # Keep the end of the code (what the suggestion continues), cutting the start on a
+            # grid of a quarter context: the next keystrokes cut at the same token, so the KV
+            # cache still serves them (a cut that moved with every token would not).
+            step = max(1, room // 4)
+            cut = -(-(len(ids) - room) // step) * step
+            ids = ids[:1] + ids[1 + cut:] if add_bos else ids[cut:]
         return ids
 
     def generate(self, request: Request) -> Generation:
@@ -123,7 +128,8 @@ class LlamaCppBackend:
             if request.stop and _hits_stop(b"".join(pieces), request.stop):
                 finish = "stop"
                 break
-            llm.eval([token])
+            if len(out_ids) < request.max_tokens:  # the last token's logits are never needed
+                llm.eval([token])
         text, tokens, logprobs = _cut_at_stop(pieces, logprobs, request.stop)
         return Generation(text=text, tokens=tuple(tokens), logprobs=tuple(logprobs), finish_reason=finish,
                           token_ids=tuple(out_ids[: len(tokens)]),
@@ -136,7 +142,10 @@ class LlamaCppBackend:
         return np.ctypeslib.as_array(ctypes.cast(ptr, ctypes.POINTER(ctypes.c_float)), shape=(self.n_vocab,))
 
     def _bytes(self, token: int) -> bytes:
-        return self.llm.detokenize([token], special=False)
+        piece = self._token_bytes.get(token)
+        if piece is None:
+            piece = self._token_bytes[token] = self.llm.detokenize([token], special=False)
+        return piece
 
     def _piece(self, token: int) -> str:
         return self.llm.detokenize([token], special=True).decode("utf-8", errors="replace") if token >= 0 else ""

@@ -1,0 +1,134 @@
+"""Suggestion speed: replay typing a 300-line file keystroke by keystroke with memorizer.gguf.
+
+    python bench/suggest.py [--model .cache/test-models/memorizer.gguf] [--stride 1] [--out bench/out/suggest.json]
+
+Prints three figures, each a ratio or a median measured side by side in this one run:
+1. end-to-end `Coach.suggest` time ÷ raw llama-cpp-python `create_completion` time on the same
+   prompts (same text, max_tokens, stop; greedy), over the keystrokes that needed the model
+   (target ≤ 1.15);
+2. the cost of a keystroke with KV reuse ÷ re-evaluating the whole prompt, at ~1k tokens of
+   context (target ≤ 0.2);
+3. typed-through reuse: the median time to serve the rest of a suggestion when the person types
+   its first character (target < 1 ms).
+The file is the first 300 lines of the standard library's textwrap.py (not memorized).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sysconfig
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from coach import prompts
+from coach.backends.llamacpp import LlamaCppBackend
+from coach.engine import Coach
+from coach.policies import parse
+from coach.specs import resolve
+from coach.types import Context, Prompt, Request
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def median_ms(xs: list[float]) -> float:
+    return 1000 * statistics.median(xs)
+
+
+def replay(coach: Coach, raw, text: str, stride: int, progress: Progress):
+    """Type `text`; at every keystroke ask the coach, and time llama.cpp alone on the same prompt."""
+    e2e_all, e2e_model, raw_times, typed_through, sources = [], [], [], [], {}
+    task = progress.add_task("replaying keystrokes", total=len(text) // stride)
+    for i in range(1, len(text) + 1, stride):
+        ctx = Context(text[:i])
+        start = time.perf_counter()
+        s = coach.suggest(ctx)
+        elapsed = time.perf_counter() - start
+        e2e_all.append(elapsed)
+        sources[s.source] = sources.get(s.source, 0) + 1
+        if s.source == "model":
+            e2e_model.append(elapsed)
+            prompt = prompts.build(ctx, coach.format, coach.backend, coach.max_prompt_chars)
+            # The same prompt text, as far as the coach's backend kept it to fit the context
+            # (raw llama.cpp would refuse a longer one); create_completion tokenizes it itself.
+            ids = coach.backend.tokenize_prompt(Request(prompt, coach.policy.max_tokens))
+            text_kept = coach.backend.llm.detokenize(ids[1:]).decode("utf-8", errors="ignore")
+            stop = ["\n"] if ctx.mid_line else []
+            start = time.perf_counter()
+            raw.create_completion(text_kept, max_tokens=coach.policy.max_tokens, temperature=0.0, stop=stop)
+            raw_times.append(time.perf_counter() - start)
+            if len(s.text) >= 2:  # the person types the suggestion's first character
+                start = time.perf_counter()
+                again = coach.suggest(Context(ctx.prefix + s.text[0]))
+                if again.source == "typed-through":
+                    typed_through.append(time.perf_counter() - start)
+        progress.advance(task)
+    return e2e_all, e2e_model, raw_times, typed_through, sources
+
+
+def keystroke_cost(backend: LlamaCppBackend, text: str, n: int = 20):
+    """One more character at ~1k tokens of context: with the KV cache vs from scratch."""
+    lines = text.splitlines(True)
+    while backend.count_tokens("".join(lines)) > backend.n_ctx - 8:  # as much as fits
+        lines.pop(0)
+    base = "".join(lines)
+    reuse, full, sizes = [], [], []
+    for k in range(n):
+        prompt = base[: len(base) - n + k]
+        backend.generate(Request(Prompt("completion", prompt), 1))  # the state before the key
+        start = time.perf_counter()
+        g = backend.generate(Request(Prompt("completion", prompt + base[len(prompt)]), 1))
+        reuse.append(time.perf_counter() - start)
+        backend.llm.n_tokens = 0  # forget the KV cache: the whole prompt again
+        start = time.perf_counter()
+        backend.generate(Request(Prompt("completion", prompt + base[len(prompt)]), 1))
+        full.append(time.perf_counter() - start)
+        sizes.append(g.prompt_tokens)
+    return reuse, full, sizes
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=str(ROOT / ".cache/test-models/memorizer.gguf"))
+    parser.add_argument("--stride", type=int, default=1, help="ask at every Nth keystroke (1: every one)")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench/out/suggest.json")
+    args = parser.parse_args()
+    console = Console()
+    from llama_cpp import Llama
+
+    text = "".join((Path(sysconfig.get_paths()["stdlib"]) / "textwrap.py").read_text().splitlines(True)[:300])
+    spec = resolve(args.model)
+    backend = LlamaCppBackend(spec, n_ctx=1024)
+    coach = Coach(backend, parse("base-20"))  # its window fits the context: ~1k tokens here
+    raw = Llama(str(spec.path), n_ctx=1024, logits_all=False, verbose=False)
+    with Progress(console=console) as progress:
+        e2e_all, e2e_model, raw_times, typed, sources = replay(coach, raw, text, args.stride, progress)
+    reuse, full, sizes = keystroke_cost(backend, text)
+
+    ratio_e2e = median_ms(e2e_model) / median_ms(raw_times)
+    ratio_kv = median_ms(reuse) / median_ms(full)
+    table = Table(title=f"Typing {len(text)} characters (300 lines) with {spec.path.name}, policy base-20")
+    for col in ("figure", "measured", "side by side", "target"):
+        table.add_column(col)
+    table.add_row("end-to-end ÷ raw create_completion", f"{ratio_e2e:.3f}",
+                  f"{median_ms(e2e_model):.2f} ms vs {median_ms(raw_times):.2f} ms (median of {len(raw_times)})", "≤ 1.15")
+    table.add_row("keystroke with KV reuse ÷ full prompt", f"{ratio_kv:.3f}",
+                  f"{median_ms(reuse):.2f} ms vs {median_ms(full):.2f} ms at {statistics.median(sizes):.0f} tokens", "≤ 0.2")
+    table.add_row("typed-through reuse (median)", f"{median_ms(typed):.3f} ms", f"{len(typed)} reuses", "< 1 ms")
+    console.print(table)
+    console.print(f"all keystrokes: median {median_ms(e2e_all):.2f} ms; served by {sources}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({
+        "ratio_end_to_end_vs_raw": ratio_e2e, "ratio_kv_reuse_vs_full": ratio_kv,
+        "typed_through_median_ms": median_ms(typed), "median_e2e_model_ms": median_ms(e2e_model),
+        "median_raw_ms": median_ms(raw_times), "median_reuse_ms": median_ms(reuse), "median_full_ms": median_ms(full),
+        "context_tokens": statistics.median(sizes), "sources": sources, "stride": args.stride}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
