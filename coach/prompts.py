@@ -76,6 +76,24 @@ def build(ctx: Context, fmt: str, backend, max_chars: int = 6000) -> Prompt:
 
 
 OPEN_FENCE = re.compile(r"\s*```[\w+-]*[ \t]*\n")
+LABELLED_FENCE = re.compile(r"\n?[ \t]*```[A-Za-z][\w+-]*[ \t]*\n")  # ```python: opens, never closes
+PROSE = re.compile(r"^(Sure|Here|I |I'|The |This |To |You |Certainly|Of course|Sorry|As an)|[A-Za-z]+ [a-z]+ [a-z]+ [a-z]+.*[.!?:]$")
+
+
+def _fence_after_prose(text: str):
+    """A chat answer like "Sure! Here is the code:\n```python\n...": the code block, if the
+    text before it is prose."""
+    m = LABELLED_FENCE.search(text)
+    if m and m.start() > 0 and all(_is_prose(line) or not line.strip() for line in text[:m.start()].split("\n")):
+        return m
+    return None
+
+
+def _is_prose(line: str) -> bool:
+    """An English sentence rather than code (no code is written like this)."""
+    line = line.strip()
+    return bool(line) and not re.search(r"[=(){}\[\]#]|^(def|class|return|import|from|for|if|while) ", line) \
+        and bool(PROSE.search(line))
 
 
 def extract(text: str, prompt: Prompt, ctx: Context) -> tuple[int, int, str]:
@@ -87,9 +105,11 @@ def extract(text: str, prompt: Prompt, ctx: Context) -> tuple[int, int, str]:
     the cursor."""
     start, end = 0, len(text)
     if prompt.format == "chat":
-        opened = OPEN_FENCE.match(text)
+        opened = OPEN_FENCE.match(text) or _fence_after_prose(text)
         if opened:  # the model started a new answer instead of continuing the prefill
             start = opened.end()
+        elif _is_prose(text.split("\n", 1)[0]):
+            return 0, 0, "the model answered in prose, not code"
         code = prompt.prefill.removeprefix(f"{FENCE}python\n")
         for seen in (code, code.lstrip()):
             if seen and text.startswith(seen, start):

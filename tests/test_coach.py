@@ -93,6 +93,8 @@ def test_the_chat_prompt_is_the_papers_protocol():
     ("x = 1\ny = 2\n", Context("z = ", "  # note\n"), "x = 1"),
     ("total)\n", Context("print(", "total)\n"), ""),
     ("   \n\n", Context("x = "), ""),
+    ("Sure! Here is the rest of it:\n```python\n    return a * b\n```", Context("def f(a, b):\n"), "    return a * b"),
+    ("I cannot see the rest of your program, so I will not guess.", Context("def f(a, b):\n"), ""),
 ])
 def test_extraction(raw, ctx, expected):
     prompt = Prompt("chat", "", prefill=f"```python\n{ctx.prefix}")
@@ -242,3 +244,28 @@ def test_cli_prints_the_memorized_continuation(test_models, probe):
 def test_cli_bad_input_is_one_line(test_models, args, message):
     out = run_cli(*[str(test_models.memorizer_gguf) if a == "MODEL" else a for a in args])
     assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr
+
+
+CHATML = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+          "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+
+
+@pytest.mark.slow
+def test_the_chat_format_renders_the_models_template_and_prefills_the_code(test_models, tmp_path):
+    import shutil
+
+    model = tmp_path / "chat-model"
+    shutil.copytree(test_models.memorizer, model)
+    config = json.loads((model / "tokenizer_config.json").read_text())
+    (model / "tokenizer_config.json").write_text(json.dumps(dict(config, chat_template=CHATML)))
+    coach = Coach.from_spec(str(model), "base-8", fmt="chat")
+    try:
+        ctx = Context("def area(w, h):\n")
+        prompt = prompts.build(ctx, "chat", coach.backend)
+        assert prompt.text.startswith("<|im_start|>system\n" + prompts.SYSTEM)
+        assert prompt.text.endswith("<|im_start|>assistant\n```python\ndef area(w, h):\n")
+        assert prompt.text.count("<|im_start|>user") == 3  # two few-shot exchanges and the code
+        s = coach.suggest(ctx)
+        assert "```" not in s.text and s.n_tokens <= 8
+    finally:
+        coach.close()
