@@ -146,6 +146,16 @@ def test_threshold_matches_an_independent_transformers_computation(test_models, 
         assert s.nll_bits < eta
 
 
+def test_trained_stops_where_the_model_stops(memorizer, test_models):
+    path = next(p for p in test_models.memorized if p.parent.name == "lava")  # short: whole in the window
+    lines = path.read_text().splitlines(True)
+    ctx = Context("".join(lines[:-3]))
+    s = Coach(memorizer, parse("trained")).suggest(ctx)
+    assert s.text == "".join(lines[-3:]) and s.finish_reason == "stop"  # the memorizer ends files with EOS
+    short = Coach(memorizer, parse("base-5")).suggest(ctx)
+    assert short.n_tokens == 5 and s.text.startswith(short.text) and short.finish_reason == "length"
+
+
 def test_base_n_caps_and_the_text_matches_its_tokens(memorizer, probe):
     _, prompt, _ = probe
     s = Coach(memorizer, parse("base-5")).suggest(Context(prompt))
