@@ -21,6 +21,7 @@ from rich.table import Table
 
 from problems import catalog
 from problems.judge import Report, Verdict, judge
+from problems.sandbox import JudgeError
 
 STYLE = {Verdict.PASSED: "green", Verdict.WRONG_ANSWER: "red", Verdict.TIME_LIMIT: "yellow",
          Verdict.RUNTIME_ERROR: "magenta", Verdict.MEMORY_LIMIT: "yellow", Verdict.NOT_RUN: "dim"}
@@ -119,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     console = Console()
     try:
         return {"list": cmd_list, "show": cmd_show, "check": cmd_check}[args.cmd](args, console)
-    except (UsageError, catalog.UnknownProblem) as exc:
+    except (UsageError, catalog.UnknownProblem, JudgeError) as exc:
         print(f"error: {exc.args[0] if exc.args else exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

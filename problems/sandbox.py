@@ -30,6 +30,10 @@ NOBODY = 65534  # the uid programs run as when the judge itself runs as root
 GRACE_S = 10.0
 
 
+class JudgeError(RuntimeError):
+    """The judge itself could not run (not the program's fault): one line for a person."""
+
+
 @dataclass(frozen=True)
 class Limits:
     time_s: float = 2.0  # wall clock per test
@@ -142,7 +146,7 @@ class Worker:
         reply = self._exchange(cfg, {"source": self.source.encode()}, GRACE_S)
         if reply is None:
             self.close()
-            raise RuntimeError("the judge's sandbox worker did not start")
+            raise JudgeError(f"the judge's sandbox worker did not start ({sys.executable} -I {WORKER})")
         header, _ = reply
         iso = header.get("isolation", {})
         self.isolation = Isolation(**{k: iso[k] for k in Isolation.__dataclass_fields__ if k in iso})
