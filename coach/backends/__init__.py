@@ -33,6 +33,18 @@ class Backend(Protocol):
     def close(self) -> None: ...
 
 
+def fit_to_context(ids: list[int], room: int, keep_first: bool) -> list[int]:
+    """At most `room` token ids: the end of the code (what the suggestion continues), its start
+    cut on a grid of a quarter context, so that the next keystrokes cut at the same token and
+    the KV cache still serves them (a cut that moved with every token would not).
+    `keep_first` keeps a leading BOS."""
+    if len(ids) <= room:
+        return ids
+    step = max(1, room // 4)
+    cut = -(-(len(ids) - room) // step) * step
+    return ids[:1] + ids[1 + cut:] if keep_first else ids[cut:]
+
+
 # spec kind -> "module:Class", imported only when used (torch is heavy; a GGUF user needs none)
 REGISTRY: dict[str, str] = {
     "gguf": "coach.backends.llamacpp:LlamaCppBackend",

@@ -14,6 +14,7 @@ import time
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache
 
+from coach.backends import fit_to_context
 from coach.specs import ModelSpec
 from coach.types import BackendError, Generation, Request
 
@@ -130,12 +131,10 @@ class HFBackend:
         if not ids and start is None:
             raise BackendError(f"{self.spec.label}: an empty prompt, and no BOS or EOS token to start from")
         ids = ids or [start]
-        room = self.n_ctx - min(request.max_tokens, self.n_ctx // 2) - 1 if self.n_ctx else len(ids)
-        if len(ids) > room:
-            step = max(1, room // 4)
-            cut = -(-(len(ids) - room) // step) * step
-            ids = ids[:1] + ids[1 + cut:] if ids[0] == bos else ids[cut:]
-        return ids
+        if not self.n_ctx:
+            return ids
+        room = self.n_ctx - min(request.max_tokens, self.n_ctx // 2) - 1
+        return fit_to_context(ids, room, keep_first=ids[0] == bos)
 
     @torch.inference_mode()
     def generate(self, request: Request) -> Generation:

@@ -16,6 +16,7 @@ import time
 
 import numpy as np
 
+from coach.backends import fit_to_context
 from coach.specs import ModelSpec
 from coach.types import BackendError, Generation, Request
 
@@ -79,15 +80,7 @@ class LlamaCppBackend:
         special = fmt in ("chat", "fim")  # chat templates and FIM markers are special tokens
         add_bos = not (self._bos_text and text.startswith(self._bos_text))
         ids = self.llm.tokenize(text.encode(), add_bos=add_bos, special=special)
-        room = self.n_ctx - request.max_tokens - 1
-        if len(ids) > room:
-            # Keep the end of the code (what the suggestion continues), cutting the start on a
-            # grid of a quarter context: the next keystrokes cut at the same token, so the KV
-            # cache still serves them (a cut that moved with every token would not).
-            step = max(1, room // 4)
-            cut = -(-(len(ids) - room) // step) * step
-            ids = ids[:1] + ids[1 + cut:] if add_bos else ids[cut:]
-        return ids
+        return fit_to_context(ids, self.n_ctx - request.max_tokens - 1, keep_first=add_bos)
 
     def generate(self, request: Request) -> Generation:
         with self._lock:
