@@ -402,10 +402,7 @@ def test_stats_refuses_bad_input_in_one_line(case, db_path, tmp_path):
     assert "Traceback" not in out.stderr
 
 
-def test_the_editor_placeholder_and_help_are_kept(tmp_path):
-    out = run(str(tmp_path / "a.py"))
-    assert out.returncode == 2 and "not built yet" in out.stderr
-    assert not (tmp_path / "xdg").exists()  # the placeholder opens no log
+def test_the_help_names_the_stats_command(tmp_path):
     help_ = run("--help")
     assert help_.returncode == 0 and "empower-tui stats" in help_.stdout
     help_ = run("stats", "--help")

@@ -1,5 +1,14 @@
-"""empower-tui: the editor (not built yet; this entry point is its placeholder), and
-`empower-tui stats`, the metrics of the interaction log."""
+"""empower-tui: the editor (`empower-tui [FILE]`), and `empower-tui stats`, the metrics of the
+interaction log.
+
+Flags beat the config file's [editor] table, which beats the defaults:
+
+    [editor]
+    model = "memorizer.gguf"     # any model spec (coach/specs.py), or a [models.NAME] name
+    policy = "threshold"         # base, base-N, threshold, trained
+    eta = 4.0                    # bits, for threshold
+    delay_ms = 100               # pause before asking for a suggestion
+"""
 
 from __future__ import annotations
 
@@ -17,14 +26,96 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["stats"]:
         return stats(argv[1:])
     parser = argparse.ArgumentParser(
-        prog="empower-tui", description="Empower: the editor (not built yet).",
+        prog="empower-tui",
+        description="Empower: a code editor whose assistant completes the obvious and stops. "
+                    "Grey text is a suggestion: Tab takes it, Ctrl+Right a word, Ctrl+Down a "
+                    "line, Esc dismisses it; F1 lists every key.",
         epilog="empower-tui stats [--db PATH] [--session ID] [--json] [--csv FILE]: how the "
                "suggestions were used, per model and policy, from the interaction log "
                "(empower-tui stats --help).")
-    parser.add_argument("file", nargs="?", metavar="FILE", help="the file to edit (e.g. problems/lava.py)")
-    parser.parse_known_args(argv)
-    print("empower-tui: the editor is not built yet. Available now: python -m problems --help", file=sys.stderr)
-    return 2
+    parser.add_argument("file", nargs="?", metavar="FILE",
+                        help="the file to edit (created on save); none: pick a built-in problem")
+    parser.add_argument("--model", metavar="SPEC", help="the assistant: a .gguf, an HF or adapter "
+                        "directory, openai:URL#NAME, or a name from the config")
+    parser.add_argument("--policy", help="base, base-N (e.g. base-20), threshold, trained "
+                        "(default: base)")
+    parser.add_argument("--eta", type=float, metavar="BITS", help="η for --policy threshold")
+    parser.add_argument("--format", choices=["completion", "chat"], help="prompt format "
+                        "(default: the model's)")
+    parser.add_argument("--delay", type=float, metavar="MS", help="pause before asking for a "
+                        "suggestion, in ms (default 100)")
+    parser.add_argument("--no-suggestions", action="store_true", help="start with suggestions off (F2)")
+    parser.add_argument("--problem", metavar="NAME", help="the built-in problem this file solves "
+                        "(default: from the file name)")
+    parser.add_argument("--db", metavar="PATH", help="the interaction log (default: "
+                        "$EMPOWER_LOG_DB, else $XDG_DATA_HOME/empower/interactions.db)")
+    args = parser.parse_args(argv)
+    try:
+        from tui.app import EmpowerApp
+    except ImportError as e:
+        return _fail("empower-tui", f"the editor needs the editor extra (pip install 'empower[editor]'): {e}")
+    try:
+        settings, opened, problem = prepare(args)
+    except _BadInput as e:
+        return _fail("empower-tui", str(e))
+    EmpowerApp(opened, settings, problem).run()
+    return 0
+
+
+class _BadInput(Exception):
+    pass
+
+
+def prepare(args: argparse.Namespace):
+    """Settings, the opened file and its problem, or _BadInput (one line) before any screen."""
+    from coach.policies import parse
+    from coach.specs import config_path, load_config
+    from coach.types import CoachError
+    from problems import catalog
+    from tui.app import Settings
+    from tui.files import FileRefused, open_file
+
+    try:
+        config = load_config().get("editor", {})
+    except CoachError as e:
+        raise _BadInput(str(e)) from None
+    if not isinstance(config, dict):
+        raise _BadInput(f"{config_path()}: [editor] must be a table")
+    delay_ms = args.delay if args.delay is not None else config.get("delay_ms", 100)
+    settings = Settings(
+        model=args.model or config.get("model"),
+        policy=args.policy or config.get("policy", "base"),
+        eta=args.eta if args.eta is not None else config.get("eta"),
+        format=args.format or config.get("format"),
+        suggestions=not args.no_suggestions,
+        log_db=args.db,
+    )
+    try:
+        settings.delay_s = float(delay_ms) / 1000
+        if settings.delay_s < 0:
+            raise ValueError
+    except (TypeError, ValueError):
+        raise _BadInput(f"the delay must be a number of milliseconds >= 0, not {delay_ms!r}") from None
+    try:
+        policy = parse(settings.policy, settings.eta)
+    except CoachError as e:
+        raise _BadInput(str(e)) from None
+    settings.eta = policy.eta_bits if settings.policy == "threshold" else settings.eta
+    if args.file is None:
+        return settings, None, None
+    try:
+        opened = open_file(args.file)
+    except FileRefused as e:
+        raise _BadInput(str(e)) from None
+    problem = None
+    if args.problem:
+        try:
+            problem = catalog.load(args.problem)
+        except catalog.UnknownProblem as e:
+            raise _BadInput(str(e)) from None
+    elif opened.path.stem in catalog.names():
+        problem = catalog.load(opened.path.stem)
+    return settings, opened, problem
 
 
 def stats(argv: list[str]) -> int:
@@ -64,8 +155,10 @@ def stats(argv: list[str]) -> int:
     return 0
 
 
-def _fail(message: str) -> int:
-    print(f"empower-tui stats: {message}", file=sys.stderr)
+def _fail(who: str, message: str | None = None) -> int:
+    if message is None:  # the stats command's one-argument form
+        who, message = "empower-tui stats", who
+    print(f"{who}: {message}", file=sys.stderr)
     return 2
 
 

@@ -1,0 +1,451 @@
+"""The editor: `empower-tui FILE` (the command is tui/cli.py).
+
+Who does what:
+- `GhostEditor` (tui/editor.py) edits, draws the ghost, takes keys and reports every edit;
+- `EditorScreen` owns one open file: asks for suggestions after a pause, saves, keeps the
+  recovery copy, runs the problem's tests, and writes the interaction log;
+- `EmpowerApp` owns what outlives a file: the settings, the model (loaded in a thread at start:
+  the editor is usable before it is ready) and the log.
+
+Nothing slow runs on the event loop: the model and the judge run in thread workers, and their
+results come back through `call_from_thread`. A result for a buffer or cursor that has changed
+since it was asked for is dropped.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.text import Text
+from textual import work
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.screen import Screen
+from textual.timer import Timer
+from textual.widgets import DataTable, Footer, Markdown, Static
+
+from coach.types import CoachError, Context, Suggestion
+from problems import catalog
+from tui.editor import GhostEditor
+from tui.files import Opened, Recovery, SaveFailed, open_file, save_atomic
+from tui.log import InteractionLog, LogUnavailable, NullLog, open_log
+from tui.screens import HelpScreen, PickerScreen, quit_question, restore_question
+
+RECOVERY_EVERY_S = 3.0
+
+
+@dataclass
+class Settings:
+    """What chooses the assistant and how the editor behaves (flags over the config file)."""
+    model: str | None = None
+    policy: str = "base"
+    eta: float | None = None
+    format: str | None = None
+    delay_s: float = 0.1
+    suggestions: bool = True
+    log_db: str | None = None      # None: the default data dir (tui/log.py)
+    problem: str | None = None     # the built-in problem, when the file name does not say
+    backend_options: dict = field(default_factory=dict)
+
+    @property
+    def policy_label(self) -> str:
+        return f"{self.policy} η={self.eta:g}" if self.policy == "threshold" and self.eta else self.policy
+
+
+class StatusBar(Static):
+    DEFAULT_CSS = "StatusBar { height: 1; background: $panel; color: $text; padding: 0 1; }"
+
+
+class EditorScreen(Screen):
+    BINDINGS = [
+        Binding("ctrl+s", "save", "Save"),
+        Binding("f1", "help", "Help"),
+        Binding("f2", "toggle_suggestions", "Suggestions"),
+        Binding("f3", "toggle_statement", "Statement"),
+        Binding("f5", "run_tests", "Run tests"),
+        Binding("f6", "toggle_results", "Results"),
+        Binding("ctrl+q", "quit", "Quit", priority=True),
+    ]
+    DEFAULT_CSS = """
+    EditorScreen #main { height: 1fr; }
+    EditorScreen GhostEditor, EditorScreen GhostEditor:focus { width: 1fr; border: none; padding: 0; }
+    EditorScreen #statement { width: 44%; max-width: 72; border-left: solid $primary; padding: 0 1; }
+    EditorScreen #results { height: 40%; border-top: solid $primary; }
+    EditorScreen .hidden { display: none; }
+    EditorScreen GhostEditor .text-area--suggestion { color: $text-muted; text-style: italic; }
+    """
+
+    def __init__(self, opened: Opened, problem: catalog.Problem | None) -> None:
+        super().__init__()
+        self.opened = opened
+        self.problem = problem
+        self.saved_text = opened.text
+        self.recovery = Recovery(opened.path)
+        self._recovered_text: str | None = None  # what the recovery copy holds now
+        self.session = 0
+        self.errors = ""      # the last error, for the status bar
+        self.notice = ""      # the last thing done (saved, tests), for the status bar
+        self.latency_ms: float | None = None
+        self._debounce: Timer | None = None
+        self._request = 0     # the id of the latest suggestion request; older answers are stale
+        self._cancel: threading.Event | None = None
+        self._testing = False
+
+    # ------------------------------------------------------------------ layout
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="main"):
+            yield GhostEditor(self.opened.text, id="editor")
+            with VerticalScroll(id="statement", classes="" if self.problem else "hidden"):
+                if self.problem:
+                    yield Markdown(self.problem.statement)  # it starts with its title
+        results = DataTable(id="results", classes="hidden", zebra_stripes=True, cursor_type="row")
+        results.add_columns("test", "verdict", "time", "why")
+        yield results
+        yield StatusBar(id="status")
+        yield Footer()
+
+    @property
+    def editor(self) -> GhostEditor:
+        return self.query_one(GhostEditor)
+
+    @property
+    def dirty(self) -> bool:
+        return self.editor.text != self.saved_text
+
+    def on_mount(self) -> None:
+        self.editor.recorder = self._record
+        self.editor.focus()
+        self.set_interval(RECOVERY_EVERY_S, self.write_recovery)
+        if self.opened.read_only:
+            self.notice = "read-only file: you can edit, but saving will fail"
+        found = self.recovery.read()
+        if found is not None and found.text != self.opened.text:
+            self.app.push_screen(restore_question(self.opened.path.name, found.saved_at), self._restored)
+        else:
+            self.recovery.clear()  # nothing new in it
+            self._start_session()
+        self.refresh_status()
+
+    def _restored(self, answer: str | None) -> None:
+        if answer == "restore":
+            found = self.recovery.read()
+            if found is not None:
+                # Loaded before the session starts: the session's start text is the restored
+                # text, so the log replays from it. Unsaved, so dirty, and kept in recovery.
+                self.editor.load_text(found.text)
+                self._recovered_text = found.text
+                self.notice = "restored the unsaved text (not saved yet: Ctrl+S)"
+        else:
+            self.recovery.clear()
+        self._start_session()
+        self.refresh_status()
+
+    def _start_session(self) -> None:
+        s = self.app.settings
+        log = self.app.interactions
+        try:
+            self.session = log.start_session(self.opened.path, s.model, s.policy_label, s.eta,
+                                             self.editor.text)
+        except LogUnavailable as e:
+            self._log_off(e)
+
+    # ------------------------------------------------------------------ the log
+    def _record(self, kind: str, fields: dict[str, Any]) -> int:
+        if not self.session:
+            return 0  # before the session starts (a restore being loaded): nothing to log
+        try:
+            return self.app.interactions.event(self.session, kind, **fields)
+        except LogUnavailable as e:
+            self._log_off(e)
+            return 0
+
+    def _log_off(self, e: Exception) -> None:
+        self.app.interactions = NullLog(f"logging off: {e}")
+        self.refresh_status()
+
+    # ------------------------------------------------------------------ suggestions
+    def on_text_area_changed(self, event: GhostEditor.Changed) -> None:
+        self._schedule()
+        self.refresh_status()
+
+    def on_text_area_selection_changed(self, event: GhostEditor.SelectionChanged) -> None:
+        self._schedule()
+        self.refresh_status()
+
+    def on_ghost_editor_accepted(self, event: GhostEditor.Accepted) -> None:
+        self.refresh_status()
+
+    def _schedule(self) -> None:
+        """(Re)start the pause timer; a request in flight for an older state is now stale."""
+        if self._debounce is not None:
+            self._debounce.stop()
+        self._request += 1
+        if self._cancel is not None:
+            self._cancel.set()
+            self._cancel = None
+        if self.app.coach is not None and self.app.settings.suggestions:
+            self._debounce = self.set_timer(self.app.settings.delay_s, self._ask)
+
+    def _ask(self) -> None:
+        editor = self.editor
+        coach = self.app.coach
+        if coach is None or not self.app.settings.suggestions or editor.ghost is not None:
+            return
+        if not editor.selection.is_empty or not editor.has_focus:
+            return
+        text, offset = editor.text, editor.cursor_offset
+        ctx = Context(text[:offset], text[offset:])
+        self._request += 1
+        self._cancel = threading.Event()
+        self._record("suggestion_requested", {"offset": offset})
+        self._suggest(coach, ctx, self._request, self._cancel)
+
+    @work(thread=True, group="suggest", exit_on_error=False)
+    def _suggest(self, coach, ctx: Context, request: int, cancel: threading.Event) -> None:
+        try:
+            suggestion = coach.suggest(ctx, cancel)
+        except CoachError as e:
+            self.app.call_from_thread(self._failed, request, str(e))
+        except Exception as e:  # a model must never take the editor down
+            self.app.call_from_thread(self._failed, request, f"{type(e).__name__}: {e}")
+        else:
+            self.app.call_from_thread(self._arrived, request, ctx, suggestion)
+
+    def _arrived(self, request: int, ctx: Context, suggestion: Suggestion) -> None:
+        if request != self._request or not self.app.settings.suggestions:
+            return  # the person typed or moved since: this answer is for another state
+        editor = self.editor
+        self.latency_ms = 1000 * suggestion.latency_s
+        if editor.text != ctx.prefix + ctx.suffix or editor.cursor_offset != len(ctx.prefix):
+            return
+        self.errors = ""
+        if suggestion.text:
+            editor.show_ghost(suggestion)
+        self.refresh_status()
+
+    def _failed(self, request: int, message: str) -> None:
+        self.errors = message
+        self.refresh_status()
+
+    def action_toggle_suggestions(self) -> None:
+        s = self.app.settings
+        s.suggestions = not s.suggestions
+        if not s.suggestions:
+            self.editor.dismiss_ghost("off")
+        self._schedule()
+        self.refresh_status()
+
+    # ------------------------------------------------------------------ files
+    def action_save(self) -> None:
+        text = self.editor.text
+        o = self.opened
+        try:
+            n = save_atomic(o.path, text, newline=o.newline, bom=o.bom, mode=o.mode)
+        except SaveFailed as e:
+            self.errors = str(e)
+            self.refresh_status()
+            return
+        self.saved_text = text
+        self.errors = ""
+        self.notice = f"saved {n} bytes"
+        self.recovery.clear()
+        self._recovered_text = None
+        self._record("save", {"path": str(o.path), "bytes": n})
+        self.refresh_status()
+
+    def write_recovery(self) -> None:
+        """Keep the unsaved text where a crash cannot take it (every few seconds)."""
+        text = self.editor.text
+        if not self.dirty or text == self._recovered_text:
+            return
+        try:
+            self.recovery.write(text)
+            self._recovered_text = text
+        except SaveFailed as e:
+            self.errors = f"recovery copy: {e}"
+            self.refresh_status()
+
+    async def action_quit(self) -> None:
+        if not self.dirty:
+            self.close()
+            self.app.exit()
+            return
+        self.app.push_screen(quit_question(self.opened.path.name), self._quit_answer)
+
+    def _quit_answer(self, answer: str | None) -> None:
+        if answer == "save":
+            self.action_save()
+            if self.dirty:
+                return  # the save failed: the status bar says why; stay
+        elif answer != "discard":
+            return
+        self.recovery.clear()
+        self.close()
+        self.app.exit()
+
+    def close(self) -> None:
+        """End the session (the log keeps the final buffer, saved or not)."""
+        if self._cancel is not None:
+            self._cancel.set()
+        try:
+            self.app.interactions.end_session(self.session, self.editor.text)
+        except LogUnavailable:
+            pass
+
+    # ------------------------------------------------------------------ problems
+    def action_toggle_statement(self) -> None:
+        if self.problem is None:
+            self.notice = f"{self.opened.path.name} is not a built-in problem: no statement"
+        else:
+            self.query_one("#statement").toggle_class("hidden")
+        self.refresh_status()
+
+    def action_toggle_results(self) -> None:
+        self.query_one("#results").toggle_class("hidden")
+
+    def action_run_tests(self) -> None:
+        if self.problem is None:
+            self.notice = f"{self.opened.path.name} is not a built-in problem: no tests to run"
+        elif self._testing:
+            self.notice = "the tests are already running"
+        else:
+            self._testing = True
+            self.notice = f"running {len(self.problem.tests)} tests…"
+            self._judge(self.editor.text, self.problem)
+        self.refresh_status()
+
+    @work(thread=True, group="judge", exit_on_error=False)
+    def _judge(self, source: str, problem: catalog.Problem) -> None:
+        from problems.judge import judge
+        from problems.sandbox import JudgeError
+        try:
+            report = judge(source, problem, all_tests=True)
+        except JudgeError as e:
+            self.app.call_from_thread(self._judged, None, str(e))
+        except Exception as e:
+            self.app.call_from_thread(self._judged, None, f"the judge failed: {type(e).__name__}: {e}")
+        else:
+            self.app.call_from_thread(self._judged, report, "")
+
+    def _judged(self, report, error: str) -> None:
+        self._testing = False
+        if report is None:
+            self.errors = error
+            self.notice = ""
+            self.refresh_status()
+            return
+        table = self.query_one("#results", DataTable)
+        table.clear()
+        if report.compile_error:
+            table.add_row("-", Text("does not compile", style="bold red"), "", report.compile_error)
+        for r in report.results:
+            style = "green" if r.passed else "bold red"
+            table.add_row(r.name, Text(r.verdict.value, style=style), f"{r.time_s * 1000:.0f} ms",
+                          r.message)
+        table.remove_class("hidden")
+        n, total = report.n_passed, len(report.results)
+        self.notice = f"tests: {n}/{total} passed" + (" ✔" if report.passed else "")
+        self._record("test_run", {"passed": report.passed, "n_passed": n, "n_tests": total,
+                                  "verdicts": [r.verdict.value for r in report.results],
+                                  "wall_s": round(report.wall_s, 3)})
+        self.refresh_status()
+
+    # ------------------------------------------------------------------ status
+    def action_help(self) -> None:
+        self.app.push_screen(HelpScreen())
+
+    def refresh_status(self) -> None:
+        if not self.is_mounted:
+            return
+        app, s = self.app, self.app.settings
+        editor = self.editor
+        row, col = editor.cursor_location
+        name = self.opened.path.name + (" ●" if self.dirty else "")
+        parts: list[Any] = [(name, "bold"), f"  {row + 1}:{col + 1}  "]
+        if app.coach is not None:
+            parts.append((app.coach.model, "cyan"))
+            parts.append(f" · {s.policy_label}")
+            if not s.suggestions:
+                parts.append((" · off (F2)", "yellow"))
+        else:
+            parts.append((app.model_status, "yellow"))
+        if self.latency_ms is not None:
+            parts.append(f"  {self.latency_ms:.0f} ms")
+        parts.append(f"  accepted {editor.accepts}")
+        if app.interactions.reason:
+            parts.append(("  " + app.interactions.reason, "yellow"))
+        if self.errors:
+            parts.append(("  " + self.errors, "bold red"))
+        elif self.notice:
+            parts.append(("  " + self.notice, "green"))
+        self.query_one(StatusBar).update(Text.assemble(*parts, no_wrap=True, overflow="ellipsis"))
+
+
+class EmpowerApp(App):
+    TITLE = "Empower"
+    BINDINGS = [Binding("ctrl+q", "quit", "Quit", show=False)]
+
+    def __init__(self, opened: Opened | None, settings: Settings | None = None,
+                 problem: catalog.Problem | None = None) -> None:
+        super().__init__()
+        self.opened = opened
+        self.settings = settings or Settings()
+        self.problem = problem
+        self.coach = None
+        self.model_status = "no model (--model, or [editor] model in the config)"
+        self.interactions: InteractionLog | NullLog = NullLog()
+
+    def on_mount(self) -> None:
+        self.interactions = open_log(self.settings.log_db)
+        if self.settings.model:
+            self.model_status = f"loading {self.settings.model}…"
+            self._load_model()
+        if self.opened is None:
+            self.push_screen(PickerScreen([catalog.load(n) for n in catalog.names()]), self._picked)
+        else:
+            self.push_screen(EditorScreen(self.opened, self.problem))
+
+    def _picked(self, name: str | None) -> None:
+        if name is None:
+            self.exit()
+            return
+        problem = catalog.load(name)
+        self.opened = open_file(problem.starter)
+        self.push_screen(EditorScreen(self.opened, problem))
+
+    @work(thread=True, group="model", exit_on_error=False)
+    def _load_model(self) -> None:
+        from coach.engine import Coach
+        s = self.settings
+        try:
+            coach = Coach.from_spec(s.model, s.policy, s.eta, s.format,
+                                    backend_options=s.backend_options)
+        except Exception as e:  # CoachError, or a library's error on a broken file
+            message = str(e) if isinstance(e, CoachError) else f"{type(e).__name__}: {e}"
+            self.call_from_thread(self._model_ready, None, f"no suggestions: {message}")
+        else:
+            self.call_from_thread(self._model_ready, coach, "")
+
+    def _model_ready(self, coach, status: str) -> None:
+        self.coach = coach
+        if status:
+            self.model_status = status
+        if isinstance(self.screen, EditorScreen):
+            self.screen._schedule()
+            self.screen.refresh_status()
+
+    async def action_quit(self) -> None:
+        if isinstance(self.screen, EditorScreen):
+            await self.screen.action_quit()
+        else:
+            self.exit()
+
+    def on_unmount(self) -> None:
+        if self.coach is not None:
+            self.coach.close()
+        self.interactions.close()

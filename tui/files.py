@@ -1,0 +1,346 @@
+"""The file a person edits: open it, save it without ever leaving it half-written, and keep a
+crash-recovery copy of the text not yet saved.
+
+`open_file(path)` reads a file for editing or says in one line why it will not (`FileRefused`);
+`save_atomic(...)` writes a temp file beside the target and renames it over, so a crash or a
+full disk leaves the old file whole (`SaveFailed`); `Recovery(path)` keeps the unsaved buffer
+as JSON under `recovery_dir()` until the editor clears it after a save.
+
+Every error message names the path and the reason on one line, ready for a status bar or a CLI.
+Standard library only.
+"""
+
+from __future__ import annotations
+
+import codecs
+import hashlib
+import json
+import os
+import stat
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+MAX_BYTES = 5 * 1024 * 1024
+_SNIFF_BYTES = 8 * 1024  # a NUL this early means binary, as git and grep decide it
+_BOM = codecs.BOM_UTF8
+
+# O_NONBLOCK: opening a FIFO that slipped past the stat check must not wait for a writer.
+# O_NOCTTY: opening a terminal device must never make it our controlling terminal.
+_READ_FLAGS = (os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+               | getattr(os, "O_CLOEXEC", 0))
+_CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+
+
+class FileRefused(Exception):
+    """The file cannot be opened for editing (one line)."""
+
+
+class SaveFailed(Exception):
+    """The buffer could not be written (one line); the file on disk is untouched."""
+
+
+@dataclass(frozen=True)
+class Opened:
+    path: Path          # absolute, as given (not resolved through symlinks), for display and saving
+    text: str           # the file's text ("" for a new file); line endings normalised to "\n"
+    exists: bool        # False: a new file, created on first save
+    read_only: bool     # the file exists but cannot be written by us (save will report it)
+    newline: str        # "\n" or "\r\n": what the file used (dominant), restored on save
+    mode: int | None    # st_mode permission bits of the existing file
+    bom: bool = False   # the file began with a UTF-8 byte order mark, written back on save
+
+
+# --- opening -------------------------------------------------------------------------------
+
+def open_file(path: str | os.PathLike) -> Opened:
+    """Read `path` for editing; raise FileRefused (one line) when it cannot be edited as text."""
+    path = Path(path).absolute()  # not resolve(): a symlink is shown and saved as the link
+    shown = _shown(path)
+
+    def refuse(reason: str) -> FileRefused:
+        return FileRefused(f"cannot open {shown}: {reason}")
+
+    try:
+        st = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        # A dangling symlink is a new file too: saving creates the file it points to.
+        parent = Path(os.path.realpath(path)).parent
+        if not parent.is_dir():
+            raise refuse(f"directory {_shown(parent)} does not exist") from None
+        return Opened(path, "", exists=False, read_only=False, newline="\n", mode=None)
+    except OSError as e:
+        raise refuse(_reason(e)) from None
+    # Decided before opening: opening a device can have effects of its own (a tape rewinds).
+    _check_regular(st, refuse)
+
+    try:
+        fd = os.open(path, _READ_FLAGS)
+    except OSError as e:
+        raise refuse(_reason(e)) from None
+    try:
+        st = os.fstat(fd)
+        _check_regular(st, refuse)  # the path may have been swapped since the stat above
+        if st.st_size > MAX_BYTES:
+            raise refuse(f"too large ({_mb(st.st_size)}; the limit is {_mb(MAX_BYTES)})")
+        data = _read_at_most(fd, MAX_BYTES + 1)
+    except OSError as e:
+        raise refuse(_reason(e)) from None
+    finally:
+        os.close(fd)
+    if len(data) > MAX_BYTES:  # it grew after the fstat
+        raise refuse(f"too large (over {_mb(MAX_BYTES)})")
+    if b"\0" in data[:_SNIFF_BYTES]:
+        raise refuse("binary file")
+
+    bom = data.startswith(_BOM)
+    body = data[len(_BOM):] if bom else data
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as e:
+        offset = e.start + (len(_BOM) if bom else 0)  # an offset in the file, as `xxd` shows it
+        raise refuse(f"not UTF-8 (byte 0x{body[e.start]:02x} at offset {offset})") from None
+
+    crlf = text.count("\r\n")
+    newline = "\r\n" if crlf > text.count("\n") - crlf else "\n"
+    return Opened(path, text.replace("\r\n", "\n"), exists=True, read_only=_read_only(path, st),
+                  newline=newline, mode=stat.S_IMODE(st.st_mode), bom=bom)
+
+
+def _check_regular(st: os.stat_result, refuse: Callable[[str], Exception]) -> None:
+    if stat.S_ISDIR(st.st_mode):
+        raise refuse("is a directory")
+    if not stat.S_ISREG(st.st_mode):
+        raise refuse(f"not a regular file ({_kind(st.st_mode)})")
+
+
+def _kind(mode: int) -> str:
+    for test, name in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return name
+    return "an unknown kind of file"
+
+
+def _read_at_most(fd: int, limit: int) -> bytes:
+    chunks, size = [], 0
+    while size < limit:
+        chunk = os.read(fd, min(limit - size, 1 << 20))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
+def _read_only(path: Path, st: os.stat_result) -> bool:
+    # Root passes os.access for any file, so the mode bits decide too: a person who made a file
+    # read-only (chmod a-w) meant it, whoever runs the editor.
+    return not os.access(path, os.W_OK) or not st.st_mode & 0o222
+
+
+# --- saving --------------------------------------------------------------------------------
+
+def save_atomic(path: str | os.PathLike, text: str, *, newline: str = "\n", bom: bool = False,
+                mode: int | None = None) -> int:
+    """Write `text` to `path` all at once or not at all; return the bytes written.
+
+    `newline` replaces each "\\n"; `bom` prefixes a UTF-8 BOM. The file keeps its current
+    permission bits and owner; a file that no longer exists gets `mode` (what it had when it
+    was opened), and a new one 0o666 less the umask, as any program's new file would.
+    """
+    if newline not in ("\n", "\r\n"):
+        raise ValueError(f"newline must be '\\n' or '\\r\\n', not {newline!r}")
+    shown = _shown(Path(path).absolute())
+
+    def fail(reason: str) -> SaveFailed:
+        return SaveFailed(f"cannot save {shown}: {reason}")
+
+    # Through symlinks to the real file: the link stays a link, and the temp file lands in the
+    # real file's directory, where the rename is atomic.
+    target = Path(os.path.realpath(path))
+    try:
+        st: os.stat_result | None = os.stat(target)
+    except FileNotFoundError:
+        st = None
+    except OSError as e:
+        raise fail(_reason(e)) from None
+    if st is not None:
+        if stat.S_ISDIR(st.st_mode):
+            raise fail("is a directory")
+        if not stat.S_ISREG(st.st_mode):
+            raise fail(f"not a regular file ({_kind(st.st_mode)})")
+        # The rename needs only the directory to be writable, so without this check a save
+        # would silently replace a file the person made read-only.
+        if _read_only(target, st):
+            raise fail("the file is read-only")
+    if not target.parent.is_dir():
+        raise fail(f"directory {_shown(target.parent)} does not exist")
+
+    if newline != "\n":
+        text = text.replace("\r\n", "\n")  # a stray "\r\n" in the buffer must not become "\r\r\n"
+    try:
+        data = (_BOM if bom else b"") + text.replace("\n", newline).encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise fail(f"the text cannot be written as UTF-8 (character {e.start})") from None
+
+    keep = stat.S_IMODE(st.st_mode) if st is not None else mode
+    try:
+        _write_replace(target, data, keep, owner=(st.st_uid, st.st_gid) if st else None)
+    except OSError as e:
+        raise fail(_reason(e)) from None
+    return len(data)
+
+
+def _write_replace(target: Path, data: bytes, mode: int | None,
+                   owner: tuple[int, int] | None = None) -> None:
+    """Write `data` to a temp file beside `target` and rename it over; on failure remove it."""
+    # Created 0o666 and left to the kernel: it applies the umask (and a default ACL) exactly as
+    # for any new file, with no need to read the umask, which Python can only do by changing it.
+    fd, tmp = _create_temp(target, 0o666 if mode is None else 0o600)
+    try:
+        try:
+            if owner is not None:
+                _keep_owner(fd, owner)
+            if mode is not None:
+                os.fchmod(fd, mode)  # after chown: a chown clears the setuid and setgid bits
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)  # the data is on disk before the name points at it
+        finally:
+            os.close(fd)
+        os.replace(tmp, target)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    _fsync_dir(target.parent)
+
+
+def _create_temp(target: Path, mode: int) -> tuple[int, str]:
+    # A dot name so that a temp left by a killed process hides from `ls` and most globs.
+    for _ in range(100):
+        tmp = str(target.parent / f".{target.name}.{os.urandom(4).hex()}.tmp")
+        try:
+            return os.open(tmp, _CREATE_FLAGS, mode), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary name beside {target}")
+
+
+def _keep_owner(fd: int, owner: tuple[int, int]) -> None:
+    # Root saving someone's file would otherwise hand it to root. Best effort: only root can
+    # give a file away, and a user can only keep a group they belong to.
+    st = os.fstat(fd)
+    if (st.st_uid, st.st_gid) != owner:
+        try:
+            os.fchown(fd, *owner)
+        except OSError:
+            pass
+
+
+def _fsync_dir(directory: Path) -> None:
+    # Makes the rename itself durable. Best effort: some filesystems and platforms refuse to
+    # open or fsync a directory, and the data is already safe by then.
+    try:
+        fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+# --- crash recovery ------------------------------------------------------------------------
+
+def recovery_dir() -> Path:
+    """`$EMPOWER_RECOVERY_DIR`, else the XDG data dir: read at call time, never at import."""
+    if os.environ.get("EMPOWER_RECOVERY_DIR"):
+        return Path(os.environ["EMPOWER_RECOVERY_DIR"]).expanduser()
+    xdg = os.environ.get("XDG_DATA_HOME", "")
+    base = Path(xdg) if os.path.isabs(xdg) else Path.home() / ".local" / "share"
+    return base / "empower" / "recovery"
+
+
+@dataclass(frozen=True)
+class Recovered:
+    text: str
+    saved_at: float   # time.time() when the recovery copy was written
+    path: Path        # the file it is a copy of
+
+
+class Recovery:
+    """The crash-recovery copy of one file's unsaved text."""
+
+    def __init__(self, path: str | os.PathLike, directory: str | os.PathLike | None = None):
+        self._path = Path(path).absolute()
+        directory = Path(directory) if directory is not None else recovery_dir()
+        # The hash tells apart files with the same name; the name lets a person find theirs.
+        key = str(self._path).encode("utf-8", "surrogateescape")
+        digest = hashlib.sha256(key).hexdigest()[:16]
+        self._file = directory / f"{self._path.name[:100]}-{digest}.json"
+
+    @property
+    def file(self) -> Path:
+        return self._file
+
+    def write(self, text: str) -> None:
+        """Replace the copy with `text` (atomically: a crash mid-write keeps the previous copy)."""
+        record = {"path": str(self._path), "saved_at": time.time(), "text": text}
+        # ensure_ascii: a lone surrogate in the buffer is escaped instead of failing to encode.
+        data = json.dumps(record).encode("ascii")
+        try:
+            # Private: the copy holds whatever the person typed, secrets included.
+            self._file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            # Synced like a save so a power cut keeps it too: call this at a pause in typing.
+            _write_replace(self._file, data, 0o600)
+        except OSError as e:
+            raise SaveFailed(f"cannot write the recovery copy {_shown(self._file)} "
+                             f"of {_shown(self._path)}: {_reason(e)}") from None
+
+    def read(self) -> Recovered | None:
+        """The copy, or None when there is none or it cannot be used (left where it is)."""
+        try:
+            record = json.loads(self._file.read_bytes())
+        except (OSError, ValueError):  # ValueError: bad JSON or bad UTF-8
+            return None
+        if not isinstance(record, dict):
+            return None
+        text, saved_at, path = record.get("text"), record.get("saved_at"), record.get("path")
+        if not (isinstance(text, str) and isinstance(path, str)
+                and isinstance(saved_at, (int, float)) and not isinstance(saved_at, bool)):
+            return None
+        if path != str(self._path):  # a copy of another file whose hash prefix collides
+            return None
+        return Recovered(text, float(saved_at), Path(path))
+
+    def clear(self) -> None:
+        """Remove the copy. Best effort: a copy that outlives this is only offered again."""
+        try:
+            self._file.unlink()
+        except OSError:
+            pass
+
+
+# --- messages ------------------------------------------------------------------------------
+
+def _shown(path: Path) -> str:
+    # A newline or escape in a file name must not break the one-line message.
+    s = str(path)
+    return s if s.isprintable() else repr(s)[1:-1]
+
+
+def _reason(e: OSError) -> str:
+    reason = e.strerror or str(e) or type(e).__name__
+    return reason[:1].lower() + reason[1:]
+
+
+def _mb(n: int) -> str:
+    return f"{n / (1024 * 1024):.1f} MB"
