@@ -391,18 +391,20 @@ class EmpowerApp(App):
     BINDINGS = [Binding("ctrl+q", "quit", "Quit", show=False)]
 
     def __init__(self, opened: Opened | None, settings: Settings | None = None,
-                 problem: catalog.Problem | None = None) -> None:
+                 problem: catalog.Problem | None = None, coach=None) -> None:
+        """`coach`: an already loaded Coach (benchmarks, embedding); otherwise the model of
+        `settings.model` is loaded in a thread once the app is up."""
         super().__init__()
         self.opened = opened
         self.settings = settings or Settings()
         self.problem = problem
-        self.coach = None
+        self.coach = coach
         self.model_status = "no model (--model, or [editor] model in the config)"
         self.interactions: InteractionLog | NullLog = NullLog()
 
     def on_mount(self) -> None:
         self.interactions = open_log(self.settings.log_db)
-        if self.settings.model:
+        if self.coach is None and self.settings.model:
             self.model_status = f"loading {self.settings.model}…"
             self._load_model()
         if self.opened is None:
