@@ -24,6 +24,7 @@ from rich.text import Text
 from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
+from textual.css.query import NoMatches
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.timer import Timer
@@ -129,7 +130,7 @@ class EditorScreen(Screen):
         else:
             self.recovery.clear()  # nothing new in it
             self._start_session()
-        self.refresh_status()
+        self.call_after_refresh(self.refresh_status)
 
     def _restored(self, answer: str | None) -> None:
         if answer == "restore":
@@ -360,8 +361,6 @@ class EditorScreen(Screen):
         self.app.push_screen(HelpScreen())
 
     def refresh_status(self) -> None:
-        if not self.is_mounted:
-            return
         app, s = self.app, self.app.settings
         editor = self.editor
         row, col = editor.cursor_location
@@ -383,7 +382,11 @@ class EditorScreen(Screen):
             parts.append(("  " + self.errors, "bold red"))
         elif self.notice:
             parts.append(("  " + self.notice, "green"))
-        self.query_one(StatusBar).update(Text.assemble(*parts, no_wrap=True, overflow="ellipsis"))
+        try:
+            bar = self.query_one(StatusBar)
+        except NoMatches:  # called before the screen is composed
+            return
+        bar.update(Text.assemble(*parts, no_wrap=True, overflow="ellipsis"))
 
 
 class EmpowerApp(App):

@@ -22,6 +22,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual import events
 from textual.binding import Binding
@@ -100,9 +101,11 @@ class GhostEditor(TextArea):
                 return  # the same text again (a cache or typed-through hit): nothing new shown
             self._clear("replaced")
         offset = self.cursor_offset
+        # No model or policy here: the log fills the session's, as the person named them, so
+        # that stats groups a session with its suggestions; `backend` says which engine answered.
         fields = {"offset": offset, "text": suggestion.text, "n_tokens": suggestion.n_tokens,
                   "latency_ms": round(1000 * suggestion.latency_s, 2), "source": suggestion.source,
-                  "model": suggestion.model, "policy": suggestion.policy}
+                  "backend": suggestion.model}
         if suggestion.nll_bits is not None:
             fields["nll_bits"] = round(suggestion.nll_bits, 4)
         seq = self._record("suggestion_shown", fields)
@@ -270,9 +273,16 @@ class GhostEditor(TextArea):
 
     def _refresh_size(self) -> None:
         super()._refresh_size()
-        if self.ghost_rows:
-            width, height = self.virtual_size
-            self.virtual_size = Size(width, height + self.ghost_rows)
+        if self.ghost is None:
+            return
+        # TextArea crops every row at the widest line of the document: widen it to the ghost's
+        # widest line, or the ghost is cut where the file's longest line ends.
+        lines = self.ghost.text.expandtabs(self.indent_width).split("\n")
+        row, column = self.cursor_location
+        first = self.get_column_width(row, column) + cell_len(lines[0])
+        widest = max([first, *map(cell_len, lines[1:])]) + self.gutter_width + 1
+        width, height = self.virtual_size
+        self.virtual_size = Size(max(width, widest), height + self.ghost_rows)
 
     def render_line(self, y: int) -> Strip:
         rows = self.ghost_rows

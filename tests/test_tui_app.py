@@ -1,0 +1,505 @@
+"""The editor through Textual's pilot, with the real coach on memorizer.gguf (llama.cpp), real
+files, a real SQLite log and the real judge: what a person sees and what is kept."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from coach.engine import Coach
+from coach.policies import parse
+from coach.types import Suggestion
+from problems import catalog
+from tests.models import split_probe
+from tui import metrics
+from tui.app import EditorScreen, EmpowerApp, Settings
+from tui.editor import GhostEditor, next_line, next_word
+from tui.files import Recovery, open_file
+from tui.keys import KEYS
+from tui.log import events, open_for_reading, sessions
+from tui.screens import HelpScreen, PickerScreen, Question
+
+ROOT = Path(__file__).resolve().parent.parent
+SOLUTION = (ROOT / "problems" / "catalog" / "lava" / "solution.py").read_text()
+PROBE, NEXT_LINE = split_probe(SOLUTION)
+EXE = str(Path(sys.executable).parent / "empower-tui")
+
+
+@pytest.fixture(autouse=True)
+def private_dirs(tmp_path, monkeypatch):
+    """Nothing lands in the real user's data or config dirs."""
+    monkeypatch.setenv("EMPOWER_RECOVERY_DIR", str(tmp_path / "recovery"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("EMPOWER_CONFIG", str(tmp_path / "config.toml"))
+    monkeypatch.delenv("EMPOWER_LOG_DB", raising=False)
+
+
+@pytest.fixture
+def lava(tmp_path):
+    """A copy of the lava problem's file holding the first lines of its reference solution."""
+    path = tmp_path / "lava.py"
+    path.write_text(PROBE)
+    return path
+
+
+def make_app(path, model=None, *, coach=None, delay=0.02, db=None, **settings) -> EmpowerApp:
+    db = db or Path(path).parent / "log.db"
+    s = Settings(model=str(model) if model else None, delay_s=delay, log_db=str(db), **settings)
+    problem = catalog.load(Path(path).stem) if Path(path).stem in catalog.names() else None
+    return EmpowerApp(open_file(path), s, problem, coach=coach)
+
+
+async def until(pilot, predicate, timeout=15.0, what="the condition"):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await pilot.pause(0.02)
+
+
+async def ready(pilot, app: EmpowerApp) -> EditorScreen:
+    """The editor screen with its model loaded (when it has one)."""
+    await until(pilot, lambda: isinstance(app.screen, EditorScreen), what="the editor screen")
+    if app.settings.model:
+        await until(pilot, lambda: app.coach is not None or "no suggestions" in app.model_status,
+                    what="the model")
+    return app.screen
+
+
+async def ghost_at_end(pilot, screen: EditorScreen) -> str:
+    """Put the cursor at the end of the buffer and wait for the ghost there."""
+    editor = screen.editor
+    editor.move_cursor(editor.document.end)
+    await until(pilot, lambda: editor.ghost is not None, what="a ghost")
+    return editor.ghost.text
+
+
+def status(screen: EditorScreen) -> str:
+    return str(screen.query_one("#status").render())
+
+
+def row_text(editor: GhostEditor, y: int) -> str:
+    return editor.render_line(y).text
+
+
+# --- ghost text -------------------------------------------------------------------------------
+
+async def test_the_start_of_a_memorized_file_shows_its_continuation_over_several_lines(lava, test_models):
+    app = make_app(lava, test_models.memorizer_gguf)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await ready(pilot, app)
+        ghost = await ghost_at_end(pilot, screen)
+        assert SOLUTION.startswith(PROBE + ghost) and ghost.startswith(NEXT_LINE)
+        lines = ghost.split("\n")
+        assert len(lines) >= 4
+        editor = screen.editor
+        row = editor.cursor_location[0]
+        # Drawn: the first line after the cursor, each later line as a row of its own below it,
+        # with no line number (they are not in the file yet).
+        assert lines[0] in row_text(editor, row)
+        for i, line in enumerate(lines[1:], 1):
+            assert row_text(editor, row + i).rstrip() == " " * editor.gutter_width + line.rstrip() or \
+                row_text(editor, row + i).strip() == line.strip()
+        assert editor.text == PROBE  # shown, not inserted
+        assert "memorizer.gguf" in status(screen)
+
+
+async def test_the_rows_below_a_ghost_move_down_and_come_back(tmp_path, test_models):
+    path = tmp_path / "lava.py"
+    path.write_text(PROBE + "\n\n# the end of the file\n")
+    app = make_app(path, test_models.memorizer_gguf)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await ready(pilot, app)
+        editor = screen.editor
+        last = editor.document.line_count - 2  # "# the end of the file"
+        assert "# the end of the file" in row_text(editor, last)
+        editor.move_cursor((PROBE.count("\n"), 0))
+        await until(pilot, lambda: editor.ghost is not None, what="a ghost")
+        rows = editor.ghost.text.count("\n")
+        assert rows and "# the end of the file" in row_text(editor, last + rows)
+        await pilot.press("escape")
+        assert editor.ghost is None and "# the end of the file" in row_text(editor, last)
+
+
+async def test_tab_takes_all_ctrl_right_a_word_ctrl_down_a_line_esc_dismisses(lava, test_models):
+    app = make_app(lava, test_models.memorizer_gguf, delay=0.05)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await ready(pilot, app)
+        editor = screen.editor
+        ghost = await ghost_at_end(pilot, screen)
+
+        word = next_word(ghost)
+        await pilot.press("ctrl+right")
+        assert editor.text == PROBE + word and editor.ghost.text == ghost[len(word):]
+
+        line = next_line(editor.ghost.text)
+        assert line.endswith("\n")
+        await pilot.press("ctrl+down")
+        assert editor.text == PROBE + word + line
+        assert editor.ghost is not None and ghost == word + line + editor.ghost.text
+
+        rest = editor.ghost.text
+        await pilot.press("tab")
+        assert editor.text == PROBE + ghost and editor.ghost is None or editor.ghost.text != rest
+        assert editor.text.startswith(PROBE + ghost) and SOLUTION.startswith(editor.text)
+        assert editor.accepts == 3 and "accepted 3" in status(screen)
+
+        await until(pilot, lambda: editor.ghost is not None, what="the next ghost")
+        before = editor.text
+        await pilot.press("escape")
+        assert editor.ghost is None and editor.text == before
+        await pilot.pause(0.3)  # no new ghost for the same place after a dismissal
+        assert editor.ghost is None
+
+
+async def test_typing_through_keeps_the_rest_and_backspace_or_a_move_clears_it(lava, test_models):
+    # A long pause, so that what a key did is seen before the next ghost comes.
+    app = make_app(lava, test_models.memorizer_gguf, delay=0.4)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await ready(pilot, app)
+        editor = screen.editor
+        ghost = await ghost_at_end(pilot, screen)
+        shown = editor.ghost.seq
+        for ch in ghost[:3]:
+            await pilot.press(ch)
+        assert editor.ghost is not None and editor.ghost.text == ghost[3:] and editor.ghost.seq == shown
+        await pilot.press("backspace")
+        assert editor.ghost is None
+
+        ghost = await ghost_at_end(pilot, screen)
+        await pilot.press("left")
+        assert editor.ghost is None
+
+        ghost = await ghost_at_end(pilot, screen)
+        await pilot.press("x" if not ghost.startswith("x") else "y")  # not what it says
+        assert editor.ghost is None
+
+
+async def test_tab_indents_without_a_suggestion_and_f2_turns_them_off(lava, test_models):
+    app = make_app(lava, test_models.memorizer_gguf)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await ready(pilot, app)
+        editor = screen.editor
+        await ghost_at_end(pilot, screen)
+        await pilot.press("f2")
+        assert editor.ghost is None and "off (F2)" in status(screen)
+        await pilot.press("tab")
+        assert editor.text == PROBE + "    "
+        await pilot.pause(0.3)
+        assert editor.ghost is None
+        await pilot.press("f2")
+        await until(pilot, lambda: editor.ghost is not None, what="a ghost after F2")
+
+
+async def test_a_stale_answer_is_dropped(lava, test_models):
+    """The person types while the model works: its answer, for the old text, never shows."""
+    from coach.backends import load_backend
+    from coach.specs import resolve
+
+    gate = threading.Event()
+
+    class Held:
+        """The real backend, answering only when the test lets it."""
+        def __init__(self, inner):
+            self.inner = inner
+
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
+        def generate(self, request):
+            gate.wait(10)
+            return self.inner.generate(replace(request, cancel=None))
+
+    coach = Coach(Held(load_backend(resolve(str(test_models.memorizer_gguf)))), parse("base"))
+    app = make_app(lava, coach=coach)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await ready(pilot, app)
+        editor = screen.editor
+        editor.move_cursor(editor.document.end)
+        await until(pilot, lambda: screen._cancel is not None, what="a request")
+        await pilot.press("S")  # the model is still thinking: typing is not held up
+        assert editor.text == PROBE + "S"
+        gate.set()
+        await until(pilot, lambda: editor.ghost is not None, what="the newer ghost")
+        assert SOLUTION.startswith(PROBE + "S" + editor.ghost.text)
+
+
+# --- problems ------------------------------------------------------------------------------
+
+async def test_f5_runs_the_tests_and_shows_pass_or_fail(lava):
+    app = make_app(lava)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await ready(pilot, app)
+        table = screen.query_one("#results")
+        assert table.has_class("hidden")
+        await pilot.press("f5")
+        await until(pilot, lambda: "tests:" in status(screen), timeout=60, what="the test results")
+        n = len(catalog.load("lava").tests)
+        assert f"tests: 0/{n} passed" in status(screen)
+        assert not table.has_class("hidden") and table.row_count == n
+        assert "wrong answer" in str(table.get_row_at(0)[1])
+
+        screen.editor.load_text(SOLUTION)
+        await pilot.press("f5")
+        await until(pilot, lambda: f"tests: {n}/{n} passed" in status(screen), timeout=60,
+                    what="all tests passing")
+        assert all(str(table.get_row_at(i)[1]) == "passed" for i in range(n))
+        assert screen.query_one("#statement").display  # a built-in problem: its statement shows
+        await pilot.press("f3")
+        assert not screen.query_one("#statement").display
+
+
+async def test_a_file_that_is_not_a_problem_has_no_tests_or_statement(tmp_path):
+    path = tmp_path / "notes.py"
+    app = make_app(path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await ready(pilot, app)
+        assert not screen.query_one("#statement").display
+        await pilot.press("f5")
+        assert "not a built-in problem" in status(screen)
+
+
+# --- the log and its metrics ------------------------------------------------------------------
+
+async def test_a_session_is_logged_and_stats_computes_its_metrics(lava, test_models, tmp_path):
+    db = tmp_path / "log.db"
+    app = make_app(lava, test_models.memorizer_gguf, db=db)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await ready(pilot, app)
+        editor = screen.editor
+        first = await ghost_at_end(pilot, screen)
+        await pilot.press("tab")                      # 1: taken whole
+        second = await ghost_at_end(pilot, screen)
+        word = next_word(second)
+        await pilot.press("ctrl+right")               # 2: one word of it...
+        await pilot.press("escape")                   # ...then dismissed
+        rest = second[len(word):]
+        await pilot.press(rest[0])                    # typing as the file goes on
+        await until(pilot, lambda: editor.ghost is not None, what="a ghost after typing")
+        third = editor.ghost.text
+        assert third == rest[1:]                      # served from the last answer
+        await pilot.press("escape")                   # 3: dismissed
+        await pilot.press("f2")                       # no more suggestions
+        for _ in range(2):
+            await pilot.press("backspace")            # the typed character and one of the word
+        await pilot.press("ctrl+s")
+        final = editor.text
+        await pilot.press("ctrl+q")
+    assert lava.read_text() == final == PROBE + first + word[:-1]
+
+    log = open_for_reading(db)
+    (session,) = sessions(log)
+    assert session.end_text == final and session.model == str(test_models.memorizer_gguf)
+    kinds = [e.kind for e in events(log)]
+    for kind in ("insert", "delete", "suggestion_requested", "suggestion_shown",
+                 "suggestion_accepted", "suggestion_dismissed", "save"):
+        assert kind in kinds
+    shown = [e for e in events(log) if e.kind == "suggestion_shown"]
+    assert [e.text for e in shown] == [first, second, third]
+    stats = metrics.compute(log)
+    (g,) = stats.groups
+    assert (g.shown, g.accepted) == (3, 2)
+    assert g.acceptance_rate == pytest.approx(2 / 3)
+    assert g.chars_accepted == len(first) + len(word)
+    assert g.chars_deleted == 1
+    assert g.final_share == pytest.approx((len(first) + len(word) - 1) / len(final))
+    assert g.median_latency_ms is not None and g.median_latency_ms > 0
+
+    out = subprocess.run([EXE, "stats", "--db", str(db), "--json"], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0 and '"shown": 3' in out.stdout
+
+
+async def test_a_corrupt_log_leaves_the_editor_running_with_logging_off(lava):
+    db = lava.parent / "log.db"
+    db.write_bytes(b"not a database, but somebody's file" * 100)
+    before = db.read_bytes()
+    app = make_app(lava, db=db)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await ready(pilot, app)
+        assert "logging off" in status(screen)
+        await pilot.press("x")
+        assert screen.editor.text == PROBE + "x" or screen.editor.text.startswith("x")
+    assert db.read_bytes() == before
+
+
+# --- files: save, quit, recovery ----------------------------------------------------------------
+
+async def test_ctrl_s_saves_atomically_keeping_the_mode(lava):
+    lava.chmod(0o640)
+    app = make_app(lava)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await ready(pilot, app)
+        screen.editor.move_cursor(screen.editor.document.end)
+        await pilot.press("x", "y")
+        assert "●" in status(screen)
+        await pilot.press("ctrl+s")
+        assert "saved" in status(screen) and "●" not in status(screen)
+    assert lava.read_text() == PROBE + "xy"
+    assert stat.S_IMODE(lava.stat().st_mode) == 0o640
+    assert not list(lava.parent.glob(".*tmp*")) and not list(lava.parent.glob("*.tmp"))
+
+
+async def test_a_new_file_is_created_on_save(tmp_path):
+    path = tmp_path / "new.py"
+    app = make_app(path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await ready(pilot, app)
+        await pilot.press("a", "=", "1", "ctrl+s")
+    assert path.read_text() == "a=1"
+
+
+async def test_a_read_only_file_can_be_edited_but_saving_says_why_not(lava):
+    lava.chmod(0o444)
+    app = make_app(lava)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await ready(pilot, app)
+        assert "read-only" in status(screen)
+        await pilot.press("x", "ctrl+s")
+        assert "cannot save" in status(screen)
+        await pilot.press("ctrl+q")
+        assert isinstance(app.screen, Question)  # unsaved: it asks
+        await pilot.click("#discard")
+    assert lava.read_text() == PROBE
+
+
+async def test_quitting_with_unsaved_changes_asks(lava):
+    app = make_app(lava)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await ready(pilot, app)
+        await pilot.press("x", "ctrl+q")
+        assert isinstance(app.screen, Question)
+        await pilot.press("escape")              # cancel: back to the editor, nothing lost
+        assert app.screen is screen and screen.editor.text.count("x") == 1
+        await pilot.press("ctrl+q")
+        await pilot.click("#save")
+    assert app.return_code == 0 and "x" in lava.read_text()
+
+
+async def test_unsaved_text_survives_a_crash_and_is_offered_back(lava):
+    app = make_app(lava)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await ready(pilot, app)
+        screen.editor.move_cursor(screen.editor.document.end)
+        await pilot.press("z", "z")
+        screen.write_recovery()  # what the 3-second timer does
+        kept = Recovery(lava).read()
+        assert kept is not None and kept.text == PROBE + "zz"
+        # A crash: the app stops without its quit path (which would clear the copy).
+    assert lava.read_text() == PROBE
+
+    app = make_app(lava)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, Question), what="the restore question")
+        await pilot.click("#restore")
+        screen = app.screen
+        assert screen.editor.text == PROBE + "zz" and "●" in status(screen)
+        await pilot.press("ctrl+s")
+    assert lava.read_text() == PROBE + "zz" and Recovery(lava).read() is None
+
+
+# --- models that do not work ------------------------------------------------------------------
+
+async def test_a_model_that_does_not_resolve_leaves_an_editor_without_suggestions(lava, tmp_path):
+    app = make_app(lava, tmp_path / "missing.gguf")
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await ready(pilot, app)
+        assert "no suggestions" in status(screen) and "missing.gguf" in status(screen)
+        await pilot.press("x")
+        assert "x" in screen.editor.text
+
+
+async def test_a_model_that_fails_puts_its_error_in_the_status_bar(lava, test_models):
+    from coach.backends import load_backend
+    from coach.specs import resolve
+    from coach.types import BackendError
+
+    class Broken:
+        def __init__(self, inner):
+            self.inner = inner
+
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
+        def generate(self, request):
+            raise BackendError("the server answered 500")
+
+    coach = Coach(Broken(load_backend(resolve(str(test_models.memorizer_gguf)))), parse("base"))
+    app = make_app(lava, coach=coach)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await ready(pilot, app)
+        screen.editor.move_cursor(screen.editor.document.end)
+        await until(pilot, lambda: "answered 500" in status(screen), what="the error")
+        await pilot.press("x")
+        assert screen.editor.text == PROBE + "x"
+
+
+# --- help, picker, command line ---------------------------------------------------------------
+
+async def test_f1_lists_every_key_the_editor_binds(lava):
+    listed = " ".join(k.keys for k in KEYS).lower().replace(" / ", " ")
+    for cls in (GhostEditor, EditorScreen):
+        for binding in cls.BINDINGS:
+            for key in binding.key.split(","):
+                assert key.replace("ctrl+", "ctrl+").lower() in listed, f"{key} is not in the help"
+    app = make_app(lava)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ready(pilot, app)
+        await pilot.press("f1")
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape")
+        assert isinstance(app.screen, EditorScreen)
+
+
+async def test_without_a_file_the_problems_are_listed_to_pick_from(tmp_path):
+    app = EmpowerApp(None, Settings(log_db=str(tmp_path / "log.db")))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, PickerScreen), what="the picker")
+        options = app.screen.query_one("OptionList")
+        assert options.option_count == len(catalog.names())
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, EditorScreen), what="the editor")
+        first = catalog.load(catalog.names()[0])
+        assert app.screen.opened.path == first.starter and app.screen.problem.name == first.name
+        assert app.screen.editor.text == first.starter.read_text()
+
+
+def run(*args, **kwargs):
+    return subprocess.run([EXE, *map(str, args)], capture_output=True, text=True, timeout=60,
+                          stdin=subprocess.DEVNULL, **kwargs)
+
+
+@pytest.mark.parametrize("case", ["directory", "binary", "latin-1", "missing dir", "bad policy",
+                                  "bad eta", "unknown problem"])
+def test_bad_input_is_refused_in_one_line_and_the_file_is_untouched(tmp_path, case):
+    target = tmp_path / "x.py"
+    extra = []
+    if case == "directory":
+        target = tmp_path / "adir"
+        target.mkdir()
+    elif case == "binary":
+        target.write_bytes(b"\x7fELF\x00\x00binary")
+    elif case == "latin-1":
+        target.write_bytes("café = 1\n".encode("latin-1"))
+    elif case == "missing dir":
+        target = tmp_path / "nowhere" / "x.py"
+    elif case == "bad policy":
+        extra = ["--policy", "greedy"]
+    elif case == "bad eta":
+        extra = ["--policy", "threshold", "--eta", "-1"]
+    elif case == "unknown problem":
+        extra = ["--problem", "nosuch"]
+    before = target.read_bytes() if target.is_file() else None
+    out = run(target, *extra)
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.startswith("empower-tui: ") and out.stderr.count("\n") == 1
+    assert "Traceback" not in out.stderr
+    assert (target.read_bytes() if target.is_file() else None) == before
