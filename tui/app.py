@@ -38,6 +38,7 @@ from tui.log import InteractionLog, LogUnavailable, NullLog, open_log
 from tui.screens import HelpScreen, PickerScreen, quit_question, restore_question
 
 RECOVERY_EVERY_S = 3.0
+NARROW = 100  # columns: below this the statement starts hidden
 
 
 @dataclass
@@ -59,7 +60,10 @@ class Settings:
 
 
 class StatusBar(Static):
-    DEFAULT_CSS = "StatusBar { height: 1; background: $panel; color: $text; padding: 0 1; }"
+    # nowrap + ellipsis: Static ignores a rich Text's no_wrap, and a wrapped status bar of one
+    # row loses its end without a mark.
+    DEFAULT_CSS = """StatusBar { height: 1; background: $panel; color: $text; padding: 0 1;
+                                 text-wrap: nowrap; text-overflow: ellipsis; }"""
 
 
 class EditorScreen(Screen):
@@ -121,6 +125,8 @@ class EditorScreen(Screen):
     def on_mount(self) -> None:
         self.editor.recorder = self._record
         self.editor.focus()
+        if self.app.size.width < NARROW:  # the code first; F3 shows the statement
+            self.query_one("#statement").add_class("hidden")
         self.set_interval(RECOVERY_EVERY_S, self.write_recovery)
         if self.opened.read_only:
             self.notice = "read-only file: you can edit, but saving will fail"
@@ -299,20 +305,14 @@ class EditorScreen(Screen):
             pass
 
     # ------------------------------------------------------------------ problems
-    def action_toggle_statement(self) -> None:
-        if self.problem is None:
-            self.notice = f"{self.opened.path.name} is not a built-in problem: no statement"
-        else:
-            self.query_one("#statement").toggle_class("hidden")
-        self.refresh_status()
+    def action_toggle_statement(self) -> None:  # only for a problem: check_action
+        self.query_one("#statement").toggle_class("hidden")
 
     def action_toggle_results(self) -> None:
         self.query_one("#results").toggle_class("hidden")
 
-    def action_run_tests(self) -> None:
-        if self.problem is None:
-            self.notice = f"{self.opened.path.name} is not a built-in problem: no tests to run"
-        elif self._testing:
+    def action_run_tests(self) -> None:  # only for a problem: check_action
+        if self._testing:
             self.notice = "the tests are already running"
         else:
             self._testing = True
@@ -361,8 +361,11 @@ class EditorScreen(Screen):
         self.app.push_screen(HelpScreen())
 
     def refresh_status(self) -> None:
+        try:
+            bar, editor = self.query_one(StatusBar), self.editor
+        except NoMatches:  # called before the screen is composed: on_mount draws it
+            return
         app, s = self.app, self.app.settings
-        editor = self.editor
         row, col = editor.cursor_location
         name = self.opened.path.name + (" ●" if self.dirty else "")
         parts: list[Any] = [(name, "bold"), f"  {row + 1}:{col + 1}  "]
@@ -376,17 +379,22 @@ class EditorScreen(Screen):
         if self.latency_ms is not None:
             parts.append(f"  {self.latency_ms:.0f} ms")
         parts.append(f"  accepted {editor.accepts}")
-        if app.interactions.reason:
-            parts.append(("  " + app.interactions.reason, "yellow"))
+        # The long messages last, so that a long path cuts only itself.
         if self.errors:
             parts.append(("  " + self.errors, "bold red"))
         elif self.notice:
             parts.append(("  " + self.notice, "green"))
-        try:
-            bar = self.query_one(StatusBar)
-        except NoMatches:  # called before the screen is composed
-            return
-        bar.update(Text.assemble(*parts, no_wrap=True, overflow="ellipsis"))
+        if app.interactions.reason:
+            parts.append(("  " + app.interactions.reason, "yellow"))
+        if app.coach is None and app.model_error:
+            parts.append(("  " + app.model_error, "yellow"))
+        bar.update(Text.assemble(*parts))
+
+    def check_action(self, action: str, parameters: tuple) -> bool | None:
+        """The problem keys exist only for a built-in problem (and leave the footer otherwise)."""
+        if action in ("toggle_statement", "run_tests", "toggle_results") and self.problem is None:
+            return False
+        return True
 
 
 class EmpowerApp(App):
@@ -403,6 +411,7 @@ class EmpowerApp(App):
         self.problem = problem
         self.coach = coach
         self.model_status = "no model (--model, or [editor] model in the config)"
+        self.model_error = ""  # why the model did not load: at the end of the status bar
         self.interactions: InteractionLog | NullLog = NullLog()
 
     def on_mount(self) -> None:
@@ -432,14 +441,17 @@ class EmpowerApp(App):
                                     backend_options=s.backend_options)
         except Exception as e:  # CoachError, or a library's error on a broken file
             message = str(e) if isinstance(e, CoachError) else f"{type(e).__name__}: {e}"
-            self.call_from_thread(self._model_ready, None, f"no suggestions: {message}")
+            self.call_from_thread(self._model_failed, message)
         else:
-            self.call_from_thread(self._model_ready, coach, "")
+            self.call_from_thread(self._model_ready, coach)
 
-    def _model_ready(self, coach, status: str) -> None:
+    def _model_failed(self, message: str) -> None:
+        self.model_status, self.model_error = "no suggestions", message
+        self.notify(message, title="no suggestions", severity="error", timeout=10)
+        self._model_ready(None)
+
+    def _model_ready(self, coach) -> None:
         self.coach = coach
-        if status:
-            self.model_status = status
         if isinstance(self.screen, EditorScreen):
             self.screen._schedule()
             self.screen.refresh_status()

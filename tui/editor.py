@@ -300,8 +300,9 @@ class GhostEditor(TextArea):
         base = theme.base_style if theme and theme.base_style is not None else self.rich_style
         style = self.get_component_rich_style("text-area--suggestion")
         gutter = Text(" " * self.gutter_width, style=theme.gutter_style if theme else "")
-        line = Text(text, style=style, no_wrap=True, end="")
+        line = Text(text, no_wrap=True, end="")
         line.expand_tabs(self.indent_width)
+        line.stylize(style)  # a span: Text.render() ignores the Text's own base style
         console = self.app.console
         strip = Strip(line.render(console), cell_length=line.cell_len)
         width = max(self.virtual_size.width, self.region.size.width)
