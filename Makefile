@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml constraints.txt | $(BIN)/python
 setup: $(STAMP)
 
 run: setup
-	$(BIN)/empower-tui problems/lava.py
+	$(BIN)/empower-tui problems/lava.py $(if $(MODEL),--model '$(MODEL)')
 
 test: setup
 	$(BIN)/python -m pytest

@@ -510,3 +510,19 @@ def test_bad_input_is_refused_in_one_line_and_the_file_is_untouched(tmp_path, ca
     assert out.stderr.startswith("empower-tui: ") and out.stderr.count("\n") == 1
     assert "Traceback" not in out.stderr
     assert (target.read_bytes() if target.is_file() else None) == before
+
+
+def test_the_config_file_chooses_the_assistant_and_flags_win(tmp_path, lava):
+    from tui.cli import BadInput, parser, prepare
+
+    (tmp_path / "config.toml").write_text(
+        '[editor]\nmodel = "mine"\npolicy = "threshold"\neta = 2.5\ndelay_ms = 250\n')
+    settings, opened, problem = prepare(parser().parse_args([str(lava)]))
+    assert (settings.model, settings.policy, settings.eta, settings.delay_s) == ("mine", "threshold", 2.5, 0.25)
+    assert opened.text == PROBE and problem.name == "lava"
+    settings, _, _ = prepare(parser().parse_args([str(lava), "--model", "other.gguf", "--policy",
+                                                  "base-20", "--delay", "0"]))
+    assert (settings.model, settings.policy, settings.delay_s) == ("other.gguf", "base-20", 0.0)
+    (tmp_path / "config.toml").write_text('[editor]\ndelay_ms = "soon"\n')
+    with pytest.raises(BadInput, match="milliseconds"):
+        prepare(parser().parse_args([str(lava)]))

@@ -25,6 +25,20 @@ def main(argv: list[str] | None = None) -> int:
     # A subcommand beside a positional FILE: argparse cannot tell them apart, the first word can.
     if argv[:1] == ["stats"]:
         return stats(argv[1:])
+    args = parser().parse_args(argv)
+    try:
+        from tui.app import EmpowerApp
+    except ImportError as e:
+        return _fail("empower-tui", f"the editor needs the editor extra (pip install 'empower[editor]'): {e}")
+    try:
+        settings, opened, problem = prepare(args)
+    except BadInput as e:
+        return _fail("empower-tui", str(e))
+    EmpowerApp(opened, settings, problem).run()
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="empower-tui",
         description="Empower: a code editor whose assistant completes the obvious and stops. "
@@ -49,25 +63,15 @@ def main(argv: list[str] | None = None) -> int:
                         "(default: from the file name)")
     parser.add_argument("--db", metavar="PATH", help="the interaction log (default: "
                         "$EMPOWER_LOG_DB, else $XDG_DATA_HOME/empower/interactions.db)")
-    args = parser.parse_args(argv)
-    try:
-        from tui.app import EmpowerApp
-    except ImportError as e:
-        return _fail("empower-tui", f"the editor needs the editor extra (pip install 'empower[editor]'): {e}")
-    try:
-        settings, opened, problem = prepare(args)
-    except _BadInput as e:
-        return _fail("empower-tui", str(e))
-    EmpowerApp(opened, settings, problem).run()
-    return 0
+    return parser
 
 
-class _BadInput(Exception):
-    pass
+class BadInput(Exception):
+    """Refused before any screen opens: one line, exit 2."""
 
 
 def prepare(args: argparse.Namespace):
-    """Settings, the opened file and its problem, or _BadInput (one line) before any screen."""
+    """Settings (flags over the config's [editor] table), the opened file and its problem."""
     from coach.policies import parse
     from coach.specs import config_path, load_config
     from coach.types import CoachError
@@ -78,9 +82,9 @@ def prepare(args: argparse.Namespace):
     try:
         config = load_config().get("editor", {})
     except CoachError as e:
-        raise _BadInput(str(e)) from None
+        raise BadInput(str(e)) from None
     if not isinstance(config, dict):
-        raise _BadInput(f"{config_path()}: [editor] must be a table")
+        raise BadInput(f"{config_path()}: [editor] must be a table")
     delay_ms = args.delay if args.delay is not None else config.get("delay_ms", 100)
     settings = Settings(
         model=args.model or config.get("model"),
@@ -95,24 +99,24 @@ def prepare(args: argparse.Namespace):
         if settings.delay_s < 0:
             raise ValueError
     except (TypeError, ValueError):
-        raise _BadInput(f"the delay must be a number of milliseconds >= 0, not {delay_ms!r}") from None
+        raise BadInput(f"the delay must be a number of milliseconds >= 0, not {delay_ms!r}") from None
     try:
         policy = parse(settings.policy, settings.eta)
     except CoachError as e:
-        raise _BadInput(str(e)) from None
+        raise BadInput(str(e)) from None
     settings.eta = policy.eta_bits if settings.policy == "threshold" else settings.eta
     if args.file is None:
         return settings, None, None
     try:
         opened = open_file(args.file)
     except FileRefused as e:
-        raise _BadInput(str(e)) from None
+        raise BadInput(str(e)) from None
     problem = None
     if args.problem:
         try:
             problem = catalog.load(args.problem)
         except catalog.UnknownProblem as e:
-            raise _BadInput(str(e)) from None
+            raise BadInput(str(e)) from None
     elif opened.path.stem in catalog.names():
         problem = catalog.load(opened.path.stem)
     return settings, opened, problem
