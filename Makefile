@@ -32,6 +32,8 @@ models: setup
 
 bench: setup
 	$(BIN)/python bench/judge.py
+	$(BIN)/python bench/suggest.py
+	$(BIN)/python bench/tui.py
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache

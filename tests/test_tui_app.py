@@ -526,3 +526,12 @@ def test_the_config_file_chooses_the_assistant_and_flags_win(tmp_path, lava):
     (tmp_path / "config.toml").write_text('[editor]\ndelay_ms = "soon"\n')
     with pytest.raises(BadInput, match="milliseconds"):
         prepare(parser().parse_args([str(lava)]))
+
+
+async def test_no_pause_at_all_still_asks(lava, test_models):
+    """--delay 0: ask at once after every key (Textual's set_timer(0) would never fire)."""
+    app = make_app(lava, test_models.memorizer_gguf, delay=0)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await ready(pilot, app)
+        ghost = await ghost_at_end(pilot, screen)
+        assert ghost.startswith(NEXT_LINE)

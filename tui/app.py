@@ -14,6 +14,7 @@ since it was asked for is dropped.
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 from dataclasses import dataclass, field
@@ -127,6 +128,9 @@ class EditorScreen(Screen):
         self.editor.focus()
         if self.app.size.width < NARROW:  # the code first; F3 shows the statement
             self.query_one("#statement").add_class("hidden")
+        # What the screen built (the statement's Markdown mounts in the background): out of
+        # the collector's sight too, once it is there. Cheap without a collection.
+        self.set_timer(0.5, _freeze_heap)
         self.set_interval(RECOVERY_EVERY_S, self.write_recovery)
         if self.opened.read_only:
             self.notice = "read-only file: you can edit, but saving will fail"
@@ -196,7 +200,12 @@ class EditorScreen(Screen):
             self._cancel.set()
             self._cancel = None
         if self.app.coach is not None and self.app.settings.suggestions:
-            self._debounce = self.set_timer(self.app.settings.delay_s, self._ask)
+            delay = self.app.settings.delay_s
+            if delay > 0:
+                self._debounce = self.set_timer(delay, self._ask)
+            else:  # set_timer(0) never fires in Textual 8 (its timer divides by the interval)
+                request = self._request
+                self.call_later(lambda: request == self._request and self._ask())
 
     def _ask(self) -> None:
         editor = self.editor
@@ -388,7 +397,7 @@ class EditorScreen(Screen):
             parts.append(("  " + app.interactions.reason, "yellow"))
         if app.coach is None and app.model_error:
             parts.append(("  " + app.model_error, "yellow"))
-        bar.update(Text.assemble(*parts))
+        bar.update(Text.assemble(*parts), layout=False)  # one row, fixed by CSS: no re-layout per key
 
     def check_action(self, action: str, parameters: tuple) -> bool | None:
         """The problem keys exist only for a built-in problem (and leave the footer otherwise)."""
@@ -419,6 +428,7 @@ class EmpowerApp(App):
         if self.coach is None and self.settings.model:
             self.model_status = f"loading {self.settings.model}…"
             self._load_model()
+        _freeze_heap(collect=True)
         if self.opened is None:
             self.push_screen(PickerScreen([catalog.load(n) for n in catalog.names()]), self._picked)
         else:
@@ -452,6 +462,7 @@ class EmpowerApp(App):
 
     def _model_ready(self, coach) -> None:
         self.coach = coach
+        _freeze_heap()  # the model's objects too
         if isinstance(self.screen, EditorScreen):
             self.screen._schedule()
             self.screen.refresh_status()
@@ -466,3 +477,13 @@ class EmpowerApp(App):
         if self.coach is not None:
             self.coach.close()
         self.interactions.close()
+
+
+def _freeze_heap(collect: bool = False) -> None:
+    """Move what start-up created (Textual, llama.cpp, numpy: ~200k objects) out of the
+    garbage collector's sight. Otherwise a full collection scans them all, 50-150 ms with the
+    event loop stopped, and the keys typed meanwhile wait (bench/tui.py measured it).
+    `collect`: first collect what is already garbage (~100 ms: only at start, before typing)."""
+    if collect:
+        gc.collect()
+    gc.freeze()

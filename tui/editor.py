@@ -272,17 +272,20 @@ class GhostEditor(TextArea):
         return self.ghost.text.count("\n") if self.ghost is not None else 0
 
     def _refresh_size(self) -> None:
-        super()._refresh_size()
-        if self.ghost is None:
-            return
-        # TextArea crops every row at the widest line of the document: widen it to the ghost's
-        # widest line, or the ghost is cut where the file's longest line ends.
-        lines = self.ghost.text.expandtabs(self.indent_width).split("\n")
-        row, column = self.cursor_location
-        first = self.get_column_width(row, column) + cell_len(lines[0])
-        widest = max([first, *map(cell_len, lines[1:])]) + self.gutter_width + 1
-        width, height = self.virtual_size
-        self.virtual_size = Size(max(width, widest), height + self.ghost_rows)
+        # TextArea's own, for soft_wrap=False, with the ghost: one change of virtual_size per
+        # key (each change re-lays out the screen). TextArea crops every row at the widest
+        # line, so the ghost's widest line counts too, or the ghost is cut where the file's
+        # longest line ends.
+        width, height = self.document.get_size(self.indent_width)
+        width += self.gutter_width + 1
+        if self.ghost is not None:
+            lines = self.ghost.text.expandtabs(self.indent_width).split("\n")
+            row, column = self.cursor_location
+            first = self.get_column_width(row, column) + cell_len(lines[0])
+            width = max(width, max([first, *map(cell_len, lines[1:])]) + self.gutter_width + 1)
+            height += self.ghost_rows
+        self.virtual_size = Size(width, height)
+        self._refresh_scrollbars()
 
     def render_line(self, y: int) -> Strip:
         rows = self.ghost_rows
