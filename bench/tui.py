@@ -177,6 +177,7 @@ async def drive(app: EmpowerApp, parts: list[str], period: float, pause: float, 
             # The editor reports edits through `recorder`; the screen logs its own events (a
             # request) through `_record`: wrap both, with the same stamp.
             editor.recorder = screen._record = recorder
+            editor.auto_indent = False  # the schedule types every space of the file itself
             await asyncio.to_thread(type_bursts, app, editor, parts, period, pause, run)
             await pilot.pause()
             run.text = editor.text

@@ -535,3 +535,24 @@ async def test_no_pause_at_all_still_asks(lava, test_models):
         screen = await ready(pilot, app)
         ghost = await ghost_at_end(pilot, screen)
         assert ghost.startswith(NEXT_LINE)
+
+
+async def test_enter_keeps_the_indentation_and_types_through_a_ghost(tmp_path):
+    path = tmp_path / "f.py"
+    path.write_text("def f(x):\n    if x:")
+    app = make_app(path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await ready(pilot, app)
+        editor = screen.editor
+        editor.move_cursor(editor.document.end)
+        await pilot.press("enter")
+        assert editor.text == "def f(x):\n    if x:\n        "
+        await pilot.press(*"y = 1", "enter")
+        assert editor.text.endswith("\n        y = 1\n        ")
+        # A ghost that goes on at the indentation Enter gives survives the Enter.
+        editor.load_text("def g():")
+        editor.move_cursor(editor.document.end)
+        editor.show_ghost(Suggestion("\n    return 2", n_tokens=4))
+        await pilot.press("enter")
+        assert editor.text == "def g():\n    " and editor.ghost is not None
+        assert editor.ghost.text == "return 2"

@@ -89,6 +89,7 @@ class GhostEditor(TextArea):
         self.accepts = 0
         self._editing = 0  # > 0: the selection moves because of an edit, not the person
         self._origin = "typed"
+        self.auto_indent = True  # Enter keeps the indentation (bench/tui.py types it verbatim)
         super().__init__(text, **kwargs)
         self.hide_suggestion_on_blur = False  # the ghost is cleared on blur instead
 
@@ -166,7 +167,22 @@ class GhostEditor(TextArea):
             return
         if event.key == "escape":
             return  # code_editor's Escape moves focus away; an editor keeps it
+        if event.key == "enter" and self.auto_indent and not self.read_only:
+            event.stop()
+            event.prevent_default()
+            self._replace_via_keyboard("\n" + self._indent_after_enter(), *self.selection)
+            return
         await super()._on_key(event)
+
+    def _indent_after_enter(self) -> str:
+        """The new line's indentation: the current line's, one level deeper after a ':'.
+        (A ghost that starts with the same newline and indentation is typed through.)"""
+        row, column = min(self.selection)  # a selection is replaced: indent from its top
+        before = self.document[row][:column]
+        indent = before[:len(before) - len(before.lstrip(" \t"))]
+        if before.rstrip().endswith(":"):
+            indent += "\t" if self.indent_type == "tabs" else " " * self.indent_width
+        return indent
 
     def action_accept_word(self) -> None:
         if self.ghost is not None:
@@ -259,7 +275,7 @@ class GhostEditor(TextArea):
         try:
             before = doc.get_index_from_location(previous_selection.end)
         except (IndexError, ValueError):
-            before = None
+            return  # the document was replaced under it (load_text): no jump to speak of
         self._record("cursor", {"from_": before, "to": doc.get_index_from_location(selection.end)})
 
     def _record(self, kind: str, fields: dict[str, Any]) -> int:

@@ -25,6 +25,7 @@ KEYS = [
     Key("F6", "show / hide the test results", "Problems"),
     Key("Ctrl+S", "save", "File"),
     Key("Ctrl+Q", "quit (asks when there are unsaved changes)", "File"),
+    Key("Enter", "new line, keeping the indentation (one level deeper after ':')", "Editing"),
     Key("Ctrl+Z / Ctrl+Y", "undo / redo", "Editing"),
     Key("Ctrl+A / Ctrl+E", "start / end of line", "Editing"),
     Key("Shift+arrows", "select", "Editing"),
