@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import time
 
+from rich.table import Table
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen, Screen
-from textual.widgets import Button, DataTable, Footer, Label, OptionList, Static
+from textual.widgets import Button, Footer, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 from tui.keys import KEYS
@@ -24,17 +26,19 @@ class HelpScreen(ModalScreen[None]):
     """
 
     def compose(self) -> ComposeResult:
-        table = DataTable(show_cursor=False, zebra_stripes=True)
-        table.add_columns("key", "what it does")
+        # A rich Table in a Static: it wraps a long description instead of cutting it.
+        table = Table(box=None, expand=True, show_header=False, pad_edge=False)
+        table.add_column("key", style="bold", no_wrap=True)
+        table.add_column("what it does", ratio=1)
         group = None
         for key in KEYS:
             if key.group != group:
                 group = key.group
-                table.add_row(f"[b]{group}[/b]", "")
+                table.add_row(Text(group, style="underline"), "")
             table.add_row(key.keys, key.action)
         with VerticalScroll():
             yield Static("[b]Empower[/b]: grey text is a suggestion; take it, part of it, or keep typing.\n")
-            yield table
+            yield Static(table)
 
     def action_dismiss(self) -> None:
         self.dismiss(None)
