@@ -556,3 +556,38 @@ async def test_enter_keeps_the_indentation_and_types_through_a_ghost(tmp_path):
         await pilot.press("enter")
         assert editor.text == "def g():\n    " and editor.ghost is not None
         assert editor.ghost.text == "return 2"
+
+
+async def test_a_click_below_a_ghost_lands_on_the_line_drawn_there(tmp_path, test_models):
+    path = tmp_path / "lava.py"
+    path.write_text(PROBE + "\n\n# the end of the file\n")
+    app = make_app(path, test_models.memorizer_gguf, delay=0.5)  # no new ghost right after the click
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await ready(pilot, app)
+        editor = screen.editor
+        last = editor.document.line_count - 2  # "# the end of the file"
+        editor.move_cursor((PROBE.count("\n"), 0))
+        await until(pilot, lambda: editor.ghost is not None, what="a ghost")
+        drawn_at = last + editor.ghost.text.count("\n")
+        assert "# the end of the file" in row_text(editor, drawn_at)
+        await pilot.click(editor, offset=(editor.gutter_width + 4, drawn_at))
+        assert editor.ghost is None and editor.cursor_location == (last, 4)
+
+
+async def test_a_locked_log_leaves_the_editor_running_with_logging_off(lava):
+    import sqlite3
+
+    db = lava.parent / "log.db"
+    holder = sqlite3.connect(db)  # another program holds the write lock
+    holder.execute("CREATE TABLE t (x)")
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        app = make_app(lava, db=db)
+        async with app.run_test(size=(120, 40)) as pilot:
+            screen = await ready(pilot, app)
+            assert "logging off" in status(screen) and "locked" in status(screen)
+            await pilot.press("x")
+            assert "x" in screen.editor.text
+    finally:
+        holder.rollback()
+        holder.close()
