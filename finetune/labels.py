@@ -1,0 +1,285 @@
+"""Labelling: what the assistant should learn to suggest at each state of a person's code.
+
+    empower-finetune label DIR --estimator SPEC --eta 0.32 [--rule empower|sft-10|sft-20|sft-rand]
+
+A state is a file cut at a token boundary (the code before the cursor). Its label under the
+logit-threshold rule (the paper's Algorithm 1) is the longest continuation of the person's own
+code whose cumulative negative log-likelihood under a pretrained estimator π̂ stays below η
+bits; the SFT baselines take the next N tokens, or a uniform 1..30.
+
+Two estimators, both exact against the literal Algorithm 1 loop (tests/test_finetune_labels.py):
+- `raw`: π̂ reads plain code, as a completion model is served. One forward pass over a file
+  gives every token's conditional log-probability, so every state's label is a search in the
+  cumulative sums: no forward pass per state, none per length. Files longer than the context
+  are read in windows that start on a quarter-context grid (as the serving backend cuts long
+  prompts); each state is labelled from the window that gives it the most context.
+- `chat`: the paper's framing: π̂ sees a "finish this code" conversation holding the state, with
+  the assistant turn prefilled with it, and scores the rest of the file as the assistant's
+  continuation. One forward pass per state (the prompt differs per state), batched by length.
+
+The token boundary: a state ends where the file's own tokenization has a boundary, and only
+where tokenizing the state's text alone gives the same tokens (`stable_cuts`). So the state a
+model is trained on is exactly the token sequence the editor will serve for that text, and the
+continuation's tokens are the file's.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import math
+import random
+from dataclasses import dataclass
+from typing import Sequence
+
+LN2 = math.log(2)
+CAP = 64          # the longest label, in tokens (the editor's `base` policy shows at most 64)
+RULES = ("empower", "sft-10", "sft-20", "sft-rand")
+SYSTEM = "You are a coding assistant. Continue the user's code exactly where it stops."
+USER = "Finish this code:\n\n{state}"
+
+
+@dataclass(frozen=True)
+class State:
+    """A file cut at a token boundary: the first `cut` tokens (`char` characters) are written."""
+    source: str
+    cut: int
+    char: int
+
+
+@dataclass(frozen=True)
+class Scored:
+    """A state and the estimator's NLL (nats) of each of the next tokens of the file, at most
+    CAP: everything any rule or η needs, so several are labelled from one pass."""
+    state: State
+    token_ids: tuple[int, ...]
+    nll: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class Label:
+    state: State
+    rule: str
+    eta_bits: float | None
+    n_tokens: int
+    token_ids: tuple[int, ...]
+    nll_bits: float  # of the completion, under the estimator
+
+
+def threshold_length(nll: Sequence[float], eta_bits: float) -> int:
+    """Algorithm 1's i*: the longest prefix whose cumulative NLL stays below η bits."""
+    limit = eta_bits * LN2
+    cum = 0.0
+    for i, x in enumerate(nll):
+        cum += x
+        if not cum < limit:
+            return i
+    return len(nll)
+
+
+def label(scored: Scored, rule: str, eta_bits: float | None = None, seed: int = 0) -> Label:
+    if rule == "empower":
+        if eta_bits is None or eta_bits <= 0:
+            raise ValueError("the empower rule needs η > 0 bits")
+        n = threshold_length(scored.nll, eta_bits)
+    elif rule.startswith("sft-") and rule[4:].isdigit():
+        n = int(rule[4:])
+    elif rule == "sft-rand":
+        # Seeded by the state, so a resumed or re-sharded run draws the same lengths.
+        key = f"{seed}:{scored.state.source}:{scored.state.cut}".encode()
+        n = random.Random(hashlib.sha256(key).digest()).randint(1, 30)
+    else:
+        raise ValueError(f"unknown rule {rule!r}: use one of {', '.join(RULES)} (sft-N for any N)")
+    n = min(n, len(scored.token_ids))
+    return Label(scored.state, rule, eta_bits if rule == "empower" else None, n,
+                 scored.token_ids[:n], sum(scored.nll[:n]) / LN2)
+
+
+# --------------------------------------------------------------------------- states
+
+def stable_cuts(tokenizer, text: str, ids: Sequence[int], offsets: Sequence[tuple[int, int]]) -> list[int]:
+    """Token indices j (1 <= j < len) where tokenizing text[:char_j] alone gives ids[:j]."""
+    out = []
+    for j in range(1, len(ids)):
+        char = offsets[j][0]
+        if tokenizer(text[:char], add_special_tokens=False)["input_ids"] == list(ids[:j]):
+            out.append(j)
+    return out
+
+
+def is_pause(text: str, char: int) -> bool:
+    """Where a person stops typing: after a newline or a space, or at the end of a word."""
+    before, after = text[char - 1], text[char] if char < len(text) else "\n"
+    return before.isspace() or (before.isalnum() or before == "_") and not (after.isalnum() or after == "_")
+
+
+def choose_states(source: str, text: str, tokenizer, k: int, *, seed: int = 0, where: str = "uniform",
+                  ids: Sequence[int] | None = None, offsets=None) -> list[State]:
+    """K cut points, uniform over the file's token positions (the paper), or over the places
+    where a person pauses (`where="pauses"`); only stable boundaries (see `stable_cuts`)."""
+    if ids is None:
+        enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
+        ids, offsets = enc["input_ids"], enc["offset_mapping"]
+    candidates = [j for j in range(1, len(ids)) if where != "pauses" or is_pause(text, offsets[j][0])]
+    rng = random.Random(hashlib.sha256(f"{seed}:{source}:{text}".encode()).digest())
+    picked = sorted(rng.sample(candidates, min(k, len(candidates)))) if candidates else []
+    states = []
+    for j in picked:
+        char = offsets[j][0]
+        # Checked one by one: the whole file's boundaries would cost a tokenization per token.
+        if tokenizer(text[:char], add_special_tokens=False, verbose=False)["input_ids"] == list(ids[:j]):
+            states.append(State(source, j, char))
+    return states
+
+
+# --------------------------------------------------------------------------- estimators
+
+class Estimator:
+    """π̂: a causal LM (transformers) that scores continuations. `framing` is "raw" or "chat"."""
+
+    def __init__(self, model, tokenizer, framing: str = "raw", *, cap: int = CAP, batch_size: int = 8):
+        if framing not in ("raw", "chat"):
+            raise ValueError(f"unknown estimator framing {framing!r}: raw or chat")
+        if framing == "chat" and not getattr(tokenizer, "chat_template", None):
+            raise ValueError("the chat estimator needs a model with a chat template; use --framing raw")
+        self.model, self.tokenizer, self.framing = model, tokenizer, framing
+        self.cap, self.batch_size = cap, batch_size
+        self.n_ctx = int(getattr(model.config, "max_position_embeddings", 2048) or 2048)
+        self.bos = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
+
+    @classmethod
+    def load(cls, spec: str, framing: str = "raw", *, device: str | None = None, **options) -> "Estimator":
+        """From a model spec (an HF directory, a Hub id, a configured name): CUDA in bf16 when
+        present, the CPU in float32 otherwise."""
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        from coach.specs import resolve
+        from coach.types import ModelNotFound
+
+        resolved = resolve(spec)
+        if resolved.kind not in ("hf", "adapter") or resolved.path is None:
+            raise ModelNotFound(f"the estimator {spec!r} must be a transformers model (an HF "
+                                f"directory, a Hub id or a configured name), not {resolved.kind}")
+        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        dtype = torch.bfloat16 if device == "cuda" else torch.float32
+        path = resolved.base if resolved.kind == "adapter" else resolved.path
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(device).eval()
+        if resolved.kind == "adapter":
+            from peft import PeftModel
+            model = PeftModel.from_pretrained(model, resolved.path).eval()
+        return cls(model, tokenizer, framing, **options)
+
+    @property
+    def device(self):
+        return next(self.model.parameters()).device
+
+    # ---- the file's tokens
+    def encode(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
+        # verbose=False: a file longer than the context is fine here (it is read in windows).
+        enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
+        return list(enc["input_ids"]), list(enc["offset_mapping"])
+
+    # ---- scoring
+    def score(self, text: str, states: Sequence[State], ids: Sequence[int] | None = None) -> list[Scored]:
+        if ids is None:
+            ids, _ = self.encode(text)
+        if self.framing == "raw":
+            return self._score_raw(ids, states)
+        return self._score_chat(text, ids, states)
+
+    def token_nll(self, sequences: Sequence[Sequence[int]]) -> list[list[float]]:
+        """For each sequence, the NLL (nats) of every token after the first given the ones
+        before it: one batched forward pass, right-padded."""
+        import torch
+
+        out: list[list[float]] = []
+        longest = max(len(s) for s in sequences)
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        batch = torch.full((len(sequences), longest), pad, dtype=torch.long)
+        mask = torch.zeros((len(sequences), longest), dtype=torch.long)
+        for i, s in enumerate(sequences):
+            batch[i, :len(s)] = torch.tensor(s)
+            mask[i, :len(s)] = 1
+        with torch.inference_mode():
+            logits = self.model(input_ids=batch.to(self.device), attention_mask=mask.to(self.device)).logits
+            logp = torch.log_softmax(logits[:, :-1].float(), dim=-1)
+            nll = -logp.gather(-1, batch[:, 1:].to(self.device).unsqueeze(-1)).squeeze(-1)
+        for i, s in enumerate(sequences):
+            out.append(nll[i, :len(s) - 1].tolist())
+        return out
+
+    def window_start(self, cut: int) -> int:
+        """Where the context of a state at token `cut` starts: 0 when BOS + the state + CAP
+        tokens fit, else the first quarter-context grid point that leaves room for them."""
+        room = self.n_ctx - len(self.bos) - self.cap
+        if cut <= room:
+            return 0
+        quarter = max(1, self.n_ctx // 4)
+        return -(-(cut - room) // quarter) * quarter
+
+    def _score_raw(self, ids: Sequence[int], states: Sequence[State]) -> list[Scored]:
+        by_window: dict[int, list[State]] = {}
+        for st in states:
+            by_window.setdefault(self.window_start(st.cut), []).append(st)
+        scored: dict[State, Scored] = {}
+        for start, group in sorted(by_window.items()):
+            end = min(len(ids), max(st.cut for st in group) + self.cap)
+            seq = self.bos + list(ids[start:end])
+            (nll,) = self.token_nll([seq])
+            # nll[t] scores seq[t + 1]: the file's token start + t + 1 - len(bos).
+            offset = len(self.bos) - 1 - start
+            for st in group:
+                lo, hi = st.cut, min(len(ids), st.cut + self.cap)
+                scored[st] = Scored(st, tuple(ids[lo:hi]), tuple(nll[t + offset] for t in range(lo, hi)))
+        return [scored[st] for st in states]
+
+    def chat_prefix(self, state_text: str) -> list[int]:
+        messages = [{"role": "system", "content": SYSTEM},
+                    {"role": "user", "content": USER.format(state=state_text)}]
+        prompt = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        # The assistant turn starts with the state itself; its tokens are the state's own, so
+        # the file's continuation tokens follow exactly where the state stops.
+        ids = self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        return list(ids)
+
+    def _score_chat(self, text: str, ids: Sequence[int], states: Sequence[State]) -> list[Scored]:
+        seqs = []
+        for st in states:
+            prefix = self.chat_prefix(text[:st.char]) + list(ids[:st.cut])
+            seqs.append((st, prefix, list(ids[st.cut:st.cut + self.cap])))
+        return self._score_sequences(seqs)
+
+    def _score_sequences(self, seqs: list[tuple[State, list[int], list[int]]]) -> list[Scored]:
+        """Score continuation tokens after their prefixes, batched by length (shortest first,
+        so padding stays small)."""
+        order = sorted(range(len(seqs)), key=lambda i: len(seqs[i][1]) + len(seqs[i][2]))
+        result: dict[int, Scored] = {}
+        for b in range(0, len(order), self.batch_size):
+            chunk = order[b:b + self.batch_size]
+            nlls = self.token_nll([seqs[i][1] + seqs[i][2] for i in chunk])
+            for i, nll in zip(chunk, nlls):
+                st, prefix, cont = seqs[i]
+                result[i] = Scored(st, tuple(cont), tuple(nll[len(prefix) - 1:len(prefix) - 1 + len(cont)]))
+        return [result[i] for i in range(len(seqs))]
+
+
+def literal_algorithm_1(estimator: Estimator, text: str, ids: Sequence[int], state: State,
+                        eta_bits: float) -> int:
+    """The paper's Algorithm 1 as written: for i = 1, 2, ..., score the continuation of length
+    i with a fresh forward pass, and stop at the first whose cumulative NLL reaches η. Slow on
+    purpose: it is what the fast labellers are tested against."""
+    limit = eta_bits * LN2
+    if estimator.framing == "raw":
+        start = estimator.window_start(state.cut)
+        prefix = estimator.bos + list(ids[start:state.cut])
+    else:
+        prefix = estimator.chat_prefix(text[:state.char]) + list(ids[:state.cut])
+    longest = min(estimator.cap, len(ids) - state.cut)
+    for i in range(1, longest + 1):
+        cont = list(ids[state.cut:state.cut + i])
+        (nll,) = estimator.token_nll([prefix + cont])
+        if not sum(nll[len(prefix) - 1:]) < limit:
+            return i - 1
+    return longest
