@@ -1,0 +1,187 @@
+"""A labelling run: a corpus in, one dataset per rule and η out.
+
+    empower-finetune label DIR --estimator SPEC [--eta 0.32 1 4] [--rule empower sft-10 ...] --out DATASET_DIR
+
+Scoring (the forward passes) is the expensive part and does not depend on the rule or η, so it
+is done once per file and kept in a shard (`DATASET_DIR/.shards/`, one JSON file per source file
+and configuration): a killed run resumes where it stopped, and every (rule, η) is labelled from
+the same shards. Under `torchrun` / `accelerate launch` each rank scores every WORLD_SIZE-th
+file; rank 0 waits for the others and writes the datasets.
+
+Each dataset is `DATASET_DIR/RULE[-etaX]/data.jsonl`, a row per example, and `manifest.json`
+(the resolved config, counts, a histogram of completion lengths, the share of empty ones).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import statistics
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+from finetune.labels import CAP, Estimator, Scored, State, choose_states, label
+
+BINS = ((0, 0), (1, 1), (2, 4), (5, 8), (9, 16), (17, 32), (33, 64), (65, 10**9))
+
+
+@dataclass
+class LabelConfig:
+    estimator: str
+    framing: str = "raw"            # how the estimator reads a state: raw code, or chat
+    format: str = "completion"      # the prompt format of the model that will be trained
+    rules: tuple[str, ...] = ("empower",)
+    etas: tuple[float, ...] = (0.32,)
+    k: int = 8
+    where: str = "uniform"
+    seed: int = 0
+    cap: int = CAP
+
+    def fingerprint(self) -> str:
+        """What the shards depend on (not the rules or η: those are applied afterwards)."""
+        key = json.dumps([self.estimator, self.framing, self.k, self.where, self.seed, self.cap])
+        return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+@dataclass
+class Source:
+    rel: str
+    text: str
+    sha256: str
+
+
+@dataclass
+class RunSummary:
+    datasets: dict[str, dict] = field(default_factory=dict)  # name -> manifest
+    files: int = 0
+    resumed: int = 0
+    tokens: int = 0
+    seconds: float = 0.0
+
+
+def dataset_name(rule: str, eta: float | None) -> str:
+    return f"{rule}-eta{eta:g}" if rule == "empower" else rule
+
+
+def rank_and_world() -> tuple[int, int]:
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+
+
+def shard_path(out: Path, config: LabelConfig, source: Source) -> Path:
+    key = hashlib.sha256(f"{source.rel}\0{source.sha256}".encode()).hexdigest()[:24]
+    return out / ".shards" / config.fingerprint() / f"{key}.json"
+
+
+def score_file(estimator: Estimator, config: LabelConfig, source: Source) -> dict:
+    """The shard of one file: its states and the NLL of the tokens after each."""
+    ids, offsets = estimator.encode(source.text)
+    states = choose_states(source.rel, source.text, estimator.tokenizer, config.k, seed=config.seed,
+                           where=config.where, ids=ids, offsets=offsets)
+    scored = estimator.score(source.text, states, ids) if states else []
+    return {"rel": source.rel, "sha256": source.sha256, "tokens": len(ids),
+            "states": [{"cut": s.state.cut, "char": s.state.char, "token_ids": list(s.token_ids),
+                        "nll": list(s.nll),
+                        # where each continuation token ends, in characters: the completion's
+                        # text is the file's own text, not a decoding of its tokens
+                        "ends": [offsets[t][1] for t in range(s.state.cut, s.state.cut + len(s.token_ids))]}
+                       for s in scored]}
+
+
+def _write_json(path: Path, data) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data))
+    os.replace(tmp, path)  # a killed run leaves no half shard
+
+
+def label_corpus(sources: Sequence[Source], estimator: Estimator, config: LabelConfig, out: Path,
+                 progress: Callable[[int, int, str], None] | None = None) -> RunSummary:
+    """Score every file not already in a shard (this rank's share), then write the datasets
+    (rank 0, once every shard is there)."""
+    start = time.perf_counter()
+    rank, world = rank_and_world()
+    mine = [s for i, s in enumerate(sources) if i % world == rank]
+    summary = RunSummary(files=len(sources))
+    for n, source in enumerate(mine, 1):
+        path = shard_path(out, config, source)
+        if path.exists():
+            summary.resumed += 1
+        else:
+            _write_json(path, score_file(estimator, config, source))
+        if progress:
+            progress(n, len(mine), source.rel)
+    if world > 1:
+        _barrier()
+        if rank != 0:
+            summary.seconds = time.perf_counter() - start
+            return summary
+    shards = [json.loads(shard_path(out, config, s).read_text()) for s in sources]
+    summary.tokens = sum(sh["tokens"] for sh in shards)
+    summary.seconds = time.perf_counter() - start
+    summary.datasets = write_datasets(sources, shards, estimator, config, out, summary)
+    return summary
+
+
+def _barrier() -> None:
+    import torch.distributed as dist
+    if not dist.is_initialized():
+        dist.init_process_group("gloo")
+    dist.barrier()
+
+
+def write_datasets(sources: Sequence[Source], shards: list[dict], estimator: Estimator,
+                   config: LabelConfig, out: Path, summary: RunSummary) -> dict[str, dict]:
+    stop = estimator.tokenizer.eos_token or ""
+    manifests = {}
+    for rule in config.rules:
+        for eta in (config.etas if rule == "empower" else (None,)):
+            name = dataset_name(rule, eta)
+            rows = []
+            for source, shard in zip(sources, shards):
+                for st in shard["states"]:
+                    scored = Scored(State(source.rel, st["cut"], st["char"]), tuple(st["token_ids"]),
+                                    tuple(st["nll"]))
+                    lab = label(scored, rule, eta, seed=config.seed)
+                    end = st["ends"][lab.n_tokens - 1] if lab.n_tokens else st["char"]
+                    rows.append({"source": source.rel, "state": source.text[:st["char"]],
+                                 "completion": source.text[st["char"]:end],
+                                 "completion_tokens": lab.n_tokens,
+                                 "completion_token_ids": list(lab.token_ids),
+                                 "nll_bits": round(lab.nll_bits, 6), "rule": rule, "eta": eta,
+                                 "estimator": config.estimator, "framing": config.framing,
+                                 "format": config.format, "stop": stop,
+                                 "cut_token": st["cut"], "cut_char": st["char"]})
+            directory = out / name
+            directory.mkdir(parents=True, exist_ok=True)
+            tmp = directory / ".data.jsonl.tmp"
+            with tmp.open("w", encoding="utf-8") as f:
+                for row in rows:
+                    f.write(json.dumps(row, ensure_ascii=False) + "\n")
+            os.replace(tmp, directory / "data.jsonl")
+            manifest = _manifest(rows, config, rule, eta, summary)
+            _write_json(directory / "manifest.json", manifest)
+            manifests[name] = manifest
+    return manifests
+
+
+def _manifest(rows: list[dict], config: LabelConfig, rule: str, eta: float | None,
+              summary: RunSummary) -> dict:
+    lengths = [r["completion_tokens"] for r in rows]
+    histogram = Counter()
+    for n in lengths:
+        lo, hi = next(b for b in BINS if b[0] <= n <= b[1])
+        histogram[f"{lo}" if lo == hi else f"{lo}-{hi}" if hi < 10**9 else f"{lo}+"] += 1
+    return {
+        "rule": rule, "eta": eta, "config": asdict(config),
+        "examples": len(rows), "files": len({r["source"] for r in rows}),
+        "mean_completion_tokens": statistics.fmean(lengths) if lengths else 0.0,
+        "share_empty": sum(n == 0 for n in lengths) / len(lengths) if lengths else 0.0,
+        "histogram": {label: histogram.get(label, 0) for label in
+                      [f"{lo}" if lo == hi else f"{lo}-{hi}" if hi < 10**9 else f"{lo}+" for lo, hi in BINS]},
+        "source_tokens": summary.tokens, "seconds": round(summary.seconds, 3),
+        "tokens_per_s": round(summary.tokens / summary.seconds, 1) if summary.seconds else None,
+    }
