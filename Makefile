@@ -34,6 +34,7 @@ bench: setup
 	$(BIN)/python bench/judge.py
 	$(BIN)/python bench/suggest.py
 	$(BIN)/python bench/tui.py
+	$(BIN)/python bench/label.py
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache

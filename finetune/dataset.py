@@ -26,6 +26,7 @@ from typing import Callable, Sequence
 
 from finetune.labels import CAP, Estimator, Scored, State, choose_states, label
 
+FILES_PER_GROUP = 16
 BINS = ((0, 0), (1, 1), (2, 4), (5, 8), (9, 16), (17, 32), (33, 64), (65, 10**9))
 
 
@@ -76,19 +77,24 @@ def shard_path(out: Path, config: LabelConfig, source: Source) -> Path:
     return out / ".shards" / config.fingerprint() / f"{key}.json"
 
 
-def score_file(estimator: Estimator, config: LabelConfig, source: Source) -> dict:
-    """The shard of one file: its states and the NLL of the tokens after each."""
-    ids, offsets = estimator.encode(source.text)
-    states = choose_states(source.rel, source.text, estimator.tokenizer, config.k, seed=config.seed,
-                           where=config.where, ids=ids, offsets=offsets)
-    scored = estimator.score(source.text, states, ids) if states else []
-    return {"rel": source.rel, "sha256": source.sha256, "tokens": len(ids),
-            "states": [{"cut": s.state.cut, "char": s.state.char, "token_ids": list(s.token_ids),
-                        "nll": list(s.nll),
-                        # where each continuation token ends, in characters: the completion's
-                        # text is the file's own text, not a decoding of its tokens
-                        "ends": [offsets[t][1] for t in range(s.state.cut, s.state.cut + len(s.token_ids))]}
-                       for s in scored]}
+def score_files(estimator: Estimator, config: LabelConfig, sources: Sequence[Source]) -> list[dict]:
+    """The shards of some files: their states and the NLL of the tokens after each."""
+    items, encoded = [], []
+    for source in sources:
+        ids, offsets = estimator.encode(source.text)
+        states = choose_states(source.rel, source.text, estimator.tokenizer, config.k, seed=config.seed,
+                               where=config.where, ids=ids, offsets=offsets)
+        items.append((source.text, ids, states))
+        encoded.append(offsets)
+    shards = []
+    for source, (_, ids, _), offsets, scored in zip(sources, items, encoded, estimator.score_many(items)):
+        shards.append({"rel": source.rel, "sha256": source.sha256, "tokens": len(ids), "states": [
+            {"cut": s.state.cut, "char": s.state.char, "token_ids": list(s.token_ids), "nll": list(s.nll),
+             # where each continuation token ends, in characters: the completion's text is
+             # the file's own text, not a decoding of its tokens
+             "ends": [offsets[t][1] for t in range(s.state.cut, s.state.cut + len(s.token_ids))]}
+            for s in scored]})
+    return shards
 
 
 def _write_json(path: Path, data) -> None:
@@ -106,14 +112,22 @@ def label_corpus(sources: Sequence[Source], estimator: Estimator, config: LabelC
     rank, world = rank_and_world()
     mine = [s for i, s in enumerate(sources) if i % world == rank]
     summary = RunSummary(files=len(sources))
-    for n, source in enumerate(mine, 1):
-        path = shard_path(out, config, source)
-        if path.exists():
+    todo = []
+    for source in mine:
+        if shard_path(out, config, source).exists():
             summary.resumed += 1
         else:
-            _write_json(path, score_file(estimator, config, source))
+            todo.append(source)
+    done = summary.resumed
+    # A few files at a time: the chat framing batches their states together; each file's shard
+    # is written as soon as its group is scored.
+    for i in range(0, len(todo), FILES_PER_GROUP):
+        group = todo[i:i + FILES_PER_GROUP]
+        for source, shard in zip(group, score_files(estimator, config, group)):
+            _write_json(shard_path(out, config, source), shard)
+        done += len(group)
         if progress:
-            progress(n, len(mine), source.rel)
+            progress(done, len(mine), group[-1].rel)
     if world > 1:
         _barrier()
         if rank != 0:

@@ -37,6 +37,7 @@ CAP = 64          # the longest label, in tokens (the editor's `base` policy sho
 RULES = ("empower", "sft-10", "sft-20", "sft-rand")
 SYSTEM = "You are a coding assistant. Continue the user's code exactly where it stops."
 USER = "Finish this code:\n\n{state}"
+CHAT_OVERHEAD = 96  # tokens of the chat template and the system and user text around the state
 
 
 @dataclass(frozen=True)
@@ -194,21 +195,23 @@ class Estimator:
         before it: one batched forward pass, right-padded."""
         import torch
 
-        out: list[list[float]] = []
+        import torch.nn.functional as F
+
         longest = max(len(s) for s in sequences)
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         batch = torch.full((len(sequences), longest), pad, dtype=torch.long)
-        mask = torch.zeros((len(sequences), longest), dtype=torch.long)
         for i, s in enumerate(sequences):
             batch[i, :len(s)] = torch.tensor(s)
-            mask[i, :len(s)] = 1
+        batch = batch.to(self.device)
         with torch.inference_mode():
-            logits = self.model(input_ids=batch.to(self.device), attention_mask=mask.to(self.device)).logits
-            logp = torch.log_softmax(logits[:, :-1].float(), dim=-1)
-            nll = -logp.gather(-1, batch[:, 1:].to(self.device).unsqueeze(-1)).squeeze(-1)
-        for i, s in enumerate(sequences):
-            out.append(nll[i, :len(s) - 1].tolist())
-        return out
+            # No attention mask: the padding is on the right and the model is causal, so no real
+            # token sees a pad; a mask only sends attention down a slower path (5x on CPU).
+            logits = self.model(input_ids=batch).logits[:, :-1]
+            # cross_entropy, not a kept log_softmax: a [batch, length, vocab] float32 copy
+            # is gigabytes for a real estimator's vocabulary.
+            nll = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1),
+                                  reduction="none").view(len(sequences), -1)
+        return [nll[i, :len(s) - 1].tolist() for i, s in enumerate(sequences)]
 
     def window_start(self, cut: int) -> int:
         """Where the context of a state at token `cut` starts: 0 when BOS + the state + CAP
@@ -235,21 +238,38 @@ class Estimator:
                 scored[st] = Scored(st, tuple(ids[lo:hi]), tuple(nll[t + offset] for t in range(lo, hi)))
         return [scored[st] for st in states]
 
-    def chat_prefix(self, state_text: str) -> list[int]:
+    def chat_prefix(self, text: str, ids: Sequence[int], state: State) -> list[int]:
+        """The chat framing of a state: the conversation asking to finish the code, holding the
+        state, then the assistant turn prefilled with the state's own tokens, so the file's
+        continuation tokens follow exactly where the state stops. A long state is cut to its
+        last part, the same part in both turns, so that the whole fits the context."""
+        keep = max(1, (self.n_ctx - self.cap - CHAT_OVERHEAD) // 2)
+        start = max(0, state.cut - keep)
+        shown = text[:state.char] if start == 0 else self.tokenizer.decode(ids[start:state.cut])
         messages = [{"role": "system", "content": SYSTEM},
-                    {"role": "user", "content": USER.format(state=state_text)}]
+                    {"role": "user", "content": USER.format(state=shown)}]
         prompt = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        # The assistant turn starts with the state itself; its tokens are the state's own, so
-        # the file's continuation tokens follow exactly where the state stops.
-        ids = self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
-        return list(ids)
+        prompt_ids = self.tokenizer(prompt, add_special_tokens=False, verbose=False)["input_ids"]
+        return list(prompt_ids)[-(self.n_ctx - self.cap - keep):] + list(ids[start:state.cut])
+
+    def score_many(self, items: Sequence[tuple[str, Sequence[int], Sequence[State]]]) -> list[list[Scored]]:
+        """Several files at once: in the chat framing their states are pooled, so that a batch
+        holds sequences of nearly the same length from any file (padding is what batching
+        costs; within one file the states' lengths spread from nothing to the whole file)."""
+        if self.framing == "raw":
+            return [self._score_raw(ids, states) for _, ids, states in items]
+        seqs, owner = [], []
+        for n, (text, ids, states) in enumerate(items):
+            for st in states:
+                seqs.append((st, self.chat_prefix(text, ids, st), list(ids[st.cut:st.cut + self.cap])))
+                owner.append(n)
+        out: list[list[Scored]] = [[] for _ in items]
+        for n, scored in zip(owner, self._score_sequences(seqs)):
+            out[n].append(scored)
+        return out
 
     def _score_chat(self, text: str, ids: Sequence[int], states: Sequence[State]) -> list[Scored]:
-        seqs = []
-        for st in states:
-            prefix = self.chat_prefix(text[:st.char]) + list(ids[:st.cut])
-            seqs.append((st, prefix, list(ids[st.cut:st.cut + self.cap])))
-        return self._score_sequences(seqs)
+        return self.score_many([(text, ids, states)])[0]
 
     def _score_sequences(self, seqs: list[tuple[State, list[int], list[int]]]) -> list[Scored]:
         """Score continuation tokens after their prefixes, batched by length (shortest first,
@@ -275,7 +295,7 @@ def literal_algorithm_1(estimator: Estimator, text: str, ids: Sequence[int], sta
         start = estimator.window_start(state.cut)
         prefix = estimator.bos + list(ids[start:state.cut])
     else:
-        prefix = estimator.chat_prefix(text[:state.char]) + list(ids[:state.cut])
+        prefix = estimator.chat_prefix(text, ids, state)
     longest = min(estimator.cap, len(ids) - state.cut)
     for i in range(1, longest + 1):
         cont = list(ids[state.cut:state.cut + i])

@@ -36,7 +36,7 @@ def files(test_models):
 def check_against_the_loop(est: Estimator, paths, k=4):
     seen = []
     for path in paths:
-        text = path.read_text()[:3000]
+        text = path.read_text()[:1500]  # short passes: the literal loop makes one per length
         ids, offsets = est.encode(text)
         states = choose_states(str(path), text, est.tokenizer, k, ids=ids, offsets=offsets)
         assert states
@@ -51,7 +51,7 @@ def check_against_the_loop(est: Estimator, paths, k=4):
 
 @pytest.mark.parametrize("which", ["memorizer", "random"])
 def test_the_single_pass_raw_labeller_gives_algorithm_1s_i_star(test_models, which):
-    est = estimator(getattr(test_models, which), cap=24)
+    est = estimator(getattr(test_models, which), cap=16)
     lengths = check_against_the_loop(est, files(test_models))
     # Not all empty, not all capped: the comparison means something (the random model's
     # labels are all short, as they should be).

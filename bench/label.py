@@ -1,0 +1,307 @@
+"""Labelling speed: finetune/labels.py's labellers against a reference-style labeller and
+against the bare forward pass, on the tiny memorizer (float32, CPU) and local Python files.
+
+    python bench/label.py [--files 200] [--max-chars 1500] [--k 8] [--batch 8] [--group 16] [--check]
+                          [--out bench/out/label.json]
+
+The files are the standard library's modules (the top-level *.py first, then the packages'
+*.py one level down, tests left out), sorted, the first N of 1-60 KB, each cut to its first
+--max-chars characters (the cut text is what every labeller reads; tokens/s = the cut texts'
+tokens ÷ seconds). K states per file come from `choose_states` (uniform, stable boundaries).
+The default cut, 1,500 characters (~720 tokens), keeps the run to a few minutes on 2 cores
+and a file within the memorizer's 1,024-token context, where the raw labeller reads it in
+one pass. The ratios depend on that: the reference's work is about K passes of up to a
+context each, the raw labeller's one pass per context-sized window its states need, so
+raw ÷ reference is about K on files that fit and falls towards 1 on files many contexts
+long (one window per state); `--max-chars 0` reads whole files.
+
+Four labellers over the same files and states, timed in one run, interleaved group by group
+of --group files (the order rotates with each group, so a noisy neighbour slows them all
+alike; one pass each, after an untimed warm-up of each on the two shortest files):
+1. `raw`: `Estimator(..., "raw")`: the file's tokens and offsets, `choose_states`, `score`,
+   then `label(.., "empower", η)` at η = 0.32, 1 and 4 bits. Its time includes encoding and
+   choosing the states (its own work; the others are handed them, which favours them).
+2. `chat`: `Estimator(..., "chat", batch_size=B)`: `score_many` over the group's files (as
+   finetune/dataset.py calls it: the group's states pooled, batched by length) + the same
+   labels; `--group 1` is `score` file by file.
+3. reference: what the public reproduction does: batch size 1, the chat framing, one forward
+   pass per state over the chat prompt + the state (prefilled as the assistant turn) + the
+   file's next tokens. Its continuation is cut at the same CAP (64) tokens as the labellers',
+   and its prompt is the chat estimator's own `chat_prefix` (a long state cut to fit the
+   context), so it reads exactly the tokens the chat labeller reads, one sequence per
+   `token_nll([seq])` pass: the only difference from (2) is batching. (The reproduction scores
+   the whole rest of the program: more work, so a longer reference would flatter the ratios.)
+4. bare forward pass: `token_nll([bos + ids])` over the very windows `_score_raw` reads for
+   those states (one pass when the file fits the context; on the quarter-context grid when it
+   does not), nothing else: the cost of reading the code once, as the raw labeller must.
+
+Targets (ratios of tokens/s): raw ÷ reference ≥ 10; chat ÷ reference ≥ 2; raw ÷ bare ≥ 0.7.
+Also reported: where the raw labeller's time goes, the tokens each labeller feeds the model,
+the labels' mean length and share empty (raw vs chat differ by framing; the reference must
+agree with chat up to float32 rounding), and how many chat sequences run past the context.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import sysconfig
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+import transformers  # noqa: E402
+from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: E402
+
+from finetune.labels import CAP, Estimator, Scored, State, choose_states, label  # noqa: E402
+from tests.models import build  # noqa: E402
+
+CHATML = ("{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}\n{% endfor %}"
+          "{% if add_generation_prompt %}<|assistant|>\n{% endif %}")
+ETAS = (0.32, 1.0, 4.0)
+LABELLERS = ("raw", "chat", "reference", "bare")
+TARGETS = {  # name: (numerator, denominator, at least)
+    "raw ÷ reference": ("raw", "reference", 10.0),
+    "chat ÷ reference": ("chat", "reference", 2.0),
+    "raw ÷ bare forward": ("raw", "bare", 0.7),
+}
+
+
+def stdlib_files(n: int, lo: int = 1024, hi: int = 60 * 1024) -> list[Path]:
+    root = Path(sysconfig.get_paths()["stdlib"])
+    skip = {"test", "tests", "idle_test", "site-packages"}
+    candidates = sorted(root.glob("*.py")) + sorted(
+        p for p in root.glob("*/*.py") if p.parent.name not in skip)
+    return [p for p in candidates if lo <= p.stat().st_size <= hi][:n]
+
+
+def reference_score(est: Estimator, text: str, ids, states) -> list[Scored]:
+    """Batch size 1, chat framing: one forward pass per state, nothing shared."""
+    out = []
+    for st in states:
+        prefix = est.chat_prefix(text, ids, st)  # the prompt, then the state's tokens
+        cont = list(ids[st.cut:st.cut + est.cap])
+        (nll,) = est.token_nll([prefix + cont])
+        out.append(Scored(st, tuple(cont), tuple(nll[len(prefix) - 1:len(prefix) - 1 + len(cont)])))
+    return out
+
+
+def raw_windows(est: Estimator, ids, states) -> list[list[int]]:
+    """The sequences `_score_raw` feeds the model for these states."""
+    by_window: dict[int, list[int]] = {}
+    for st in states:
+        by_window.setdefault(est.window_start(st.cut), []).append(st.cut)
+    return [est.bos + list(ids[start:min(len(ids), max(cuts) + est.cap)])
+            for start, cuts in sorted(by_window.items())]
+
+
+def bare_forward(est: Estimator, windows: list[list[int]]) -> None:
+    for seq in windows:
+        est.token_nll([seq])
+
+
+def labels_of(scored: list[Scored]) -> dict[float, list[int]]:
+    return {eta: [label(s, "empower", eta).n_tokens for s in scored] for eta in ETAS}
+
+
+@dataclass
+class Doc:
+    path: Path
+    text: str
+    ids: list[int]
+    offsets: list
+    states: list[State]
+    windows: list[list[int]]
+    chat_lengths: list[int] = field(default_factory=list)  # prompt + state + continuation
+
+
+def padded_tokens(lengths: list[int], batch: int) -> int:
+    """What `_score_sequences` feeds the model: sorted by length, right-padded per batch."""
+    order = sorted(lengths)
+    return sum(len(order[b:b + batch]) * order[min(b + batch, len(order)) - 1]
+               for b in range(0, len(order), batch))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--files", type=int, default=200)
+    parser.add_argument("--max-chars", type=int, default=1500,
+                        help="cut each file to its first N characters (0: whole files)")
+    parser.add_argument("--k", type=int, default=8, help="states per file")
+    parser.add_argument("--batch", type=int, default=8, help="the chat labeller's batch size")
+    parser.add_argument("--group", type=int, default=16,
+                        help="files scored together by score_many (finetune/dataset.py groups 16)")
+    parser.add_argument("--models", type=Path, default=ROOT / ".cache/test-models")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench/out/label.json")
+    parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
+    args = parser.parse_args()
+    console = Console()
+    transformers.logging.set_verbosity_error()  # "sequence longer than the context": counted below
+    transformers.utils.logging.disable_progress_bar()
+
+    tm = build(args.models)
+    tokenizer = AutoTokenizer.from_pretrained(tm.memorizer)
+    tokenizer.chat_template = CHATML  # the memorizer has none
+    model = AutoModelForCausalLM.from_pretrained(tm.memorizer, dtype=torch.float32).eval()
+    raw = Estimator(model, tokenizer, "raw")
+    chat = Estimator(model, tokenizer, "chat", batch_size=args.batch)
+    ref = Estimator(model, tokenizer, "chat", batch_size=1)
+    assert raw.cap == chat.cap == ref.cap == CAP
+
+    # ---- the files, their tokens and states (untimed: the chat labellers are handed them)
+    docs = []
+    for path in stdlib_files(args.files):
+        text = path.read_text(encoding="utf-8")
+        text = text[:args.max_chars] if args.max_chars else text
+        ids, offsets = raw.encode(text)
+        states = choose_states(str(path), text, tokenizer, args.k, ids=ids, offsets=offsets)
+        doc = Doc(path, text, ids, offsets, states, raw_windows(raw, ids, states))
+        doc.chat_lengths = [len(chat.chat_prefix(text, ids, st)) + min(CAP, len(ids) - st.cut) for st in states]
+        docs.append(doc)
+    groups = [docs[i:i + args.group] for i in range(0, len(docs), args.group)]
+    n_tokens = sum(len(d.ids) for d in docs)
+    n_states = sum(len(d.states) for d in docs)
+    fed = {"raw": sum(len(w) for d in docs for w in d.windows),
+           "chat": sum(padded_tokens([n for d in g for n in d.chat_lengths], args.batch) for g in groups),
+           "reference": sum(sum(d.chat_lengths) for d in docs)}
+    fed["bare"] = fed["raw"]
+    passes = {"raw": sum(len(d.windows) for d in docs),
+              "chat": sum(-(-sum(len(d.states) for d in g) // args.batch) for g in groups), "reference": n_states}
+    passes["bare"] = passes["raw"]
+    over_ctx_chat = sum(n > raw.n_ctx for d in docs for n in d.chat_lengths)
+    over_ctx_files = sum(any(raw.window_start(st.cut) > 0 for st in d.states) for d in docs)
+    cut = f"first {args.max_chars} characters of each" if args.max_chars else "whole files"
+    console.print(f"{len(docs)} files ({cut}), {n_tokens} tokens, "
+                  f"{n_states} states (K = {args.k}); context {raw.n_ctx}: {over_ctx_files} files read in "
+                  f"windows, {over_ctx_chat} of {n_states} chat sequences longer than it; "
+                  f"torch threads {torch.get_num_threads()}")
+
+    # ---- the labellers, one group of files at a time
+    part = {"encode": 0.0, "choose states": 0.0, "score (forward)": 0.0, "labels (3 η)": 0.0}
+
+    def run_raw(d: Doc):
+        t0 = time.perf_counter()
+        ids, offsets = raw.encode(d.text)
+        t1 = time.perf_counter()
+        states = choose_states(str(d.path), d.text, tokenizer, args.k, ids=ids, offsets=offsets)
+        t2 = time.perf_counter()
+        scored = raw.score(d.text, states, ids)
+        t3 = time.perf_counter()
+        out = labels_of(scored)
+        t4 = time.perf_counter()
+        return scored, out, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)
+
+    def run_group(name: str, group: list[Doc]):
+        """Per file: (scored, labels) and, for raw, the parts' seconds; None for bare."""
+        if name == "raw":
+            return [run_raw(d) for d in group]
+        if name == "chat":
+            many = chat.score_many([(d.text, d.ids, d.states) for d in group])
+            return [(scored, labels_of(scored)) for scored in many]
+        if name == "reference":
+            return [(s := reference_score(ref, d.text, d.ids, d.states), labels_of(s)) for d in group]
+        for d in group:
+            bare_forward(raw, d.windows)
+        return None
+
+    warm = sorted(docs, key=lambda d: len(d.ids))[:2]
+    for name in LABELLERS:  # untimed warm-up: the two shortest files, once each
+        run_group(name, warm)
+
+    seconds = dict.fromkeys(LABELLERS, 0.0)
+    got: dict[str, list[dict[float, list[int]]]] = {"raw": [], "chat": [], "reference": []}
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("labelling (interleaved)", total=len(docs))
+        for i, group in enumerate(groups):
+            for name in LABELLERS[i % 4:] + LABELLERS[:i % 4]:
+                t0 = time.perf_counter()
+                results = run_group(name, group)
+                seconds[name] += time.perf_counter() - t0
+                if results is None:
+                    continue
+                for d, result in zip(group, results, strict=True):
+                    scored, labs = result[:2]
+                    if name == "raw":
+                        assert [s.state for s in scored] == d.states, "choose_states is not reproducible"
+                        for key, t in zip(part, result[2]):
+                            part[key] += t
+                    assert [s.state for s in scored] == d.states and all(
+                        len(s.nll) == len(s.token_ids) == min(CAP, len(d.ids) - s.state.cut) for s in scored), name
+                    assert all(len(v) == len(d.states) for v in labs.values()), name
+                    got[name].append(labs)
+            progress.advance(task, len(group))
+
+    # ---- results
+    tps = {name: n_tokens / seconds[name] for name in LABELLERS}
+    ratios = {key: tps[a] / tps[b] for key, (a, b, _) in TARGETS.items()}
+    passed = {key: ratios[key] >= TARGETS[key][2] for key in TARGETS}
+
+    table = Table(title=f"Labelling {len(docs)} stdlib files ({cut}, {n_tokens} tokens), K = {args.k}, "
+                        f"memorizer float32, {torch.get_num_threads()} threads")
+    for col in ("labeller", "seconds", "tokens/s", "forward passes", "tokens fed to the model"):
+        table.add_column(col, justify="left" if col == "labeller" else "right")
+    names = {"raw": "raw (encode + states + score + labels)",
+             "chat": f"chat, batch {args.batch}, {args.group} files pooled",
+             "reference": "reference (chat, batch 1)", "bare": "bare forward (raw's windows)"}
+    for name in LABELLERS:
+        table.add_row(names[name], f"{seconds[name]:.2f}", f"{tps[name]:,.0f}", str(passes[name]), f"{fed[name]:,}")
+    console.print(table)
+
+    targets = Table(title=f"Targets (one run, timed interleaved by groups of {args.group} files)")
+    for col in ("ratio of tokens/s", "measured", "target", ""):
+        targets.add_column(col, justify="left" if col == "ratio of tokens/s" else "right")
+    for key, (_, _, at_least) in TARGETS.items():
+        targets.add_row(key, f"{ratios[key]:.2f}×", f"≥ {at_least:g}×",
+                        "[green]PASS[/]" if passed[key] else "[red]FAIL[/]")
+    console.print(targets)
+
+    spent = sum(part.values())
+    breakdown = Table(title="Where the raw labeller's time goes")
+    for col in ("part", "seconds", "share"):
+        breakdown.add_column(col, justify="left" if col == "part" else "right")
+    for key, t in part.items():
+        breakdown.add_row(key, f"{t:.3f}", f"{100 * t / spent:.1f}%")
+    console.print(breakdown)
+
+    def summary(name: str, eta: float) -> dict:
+        lengths = [n for labs in got[name] for n in labs[eta]]
+        return {"mean_tokens": statistics.fmean(lengths), "share_empty": sum(n == 0 for n in lengths) / len(lengths),
+                "share_capped": sum(n == CAP for n in lengths) / len(lengths)}
+    stats = {name: {str(eta): summary(name, eta) for eta in ETAS} for name in got}
+    agree = {str(eta): statistics.fmean(a == b for labs_c, labs_r in zip(got["chat"], got["reference"])
+                                        for a, b in zip(labs_c[eta], labs_r[eta])) for eta in ETAS}
+    labels = Table(title=f"Labels ({n_states} states; raw and chat differ by framing)")
+    for col in ("η bits", "raw: mean tokens", "raw: empty", "chat: mean tokens", "chat: empty", "reference = chat"):
+        labels.add_column(col, justify="right")
+    for eta in ETAS:
+        r, c = stats["raw"][str(eta)], stats["chat"][str(eta)]
+        labels.add_row(f"{eta:g}", f"{r['mean_tokens']:.2f}", f"{100 * r['share_empty']:.0f}%",
+                       f"{c['mean_tokens']:.2f}", f"{100 * c['share_empty']:.0f}%", f"{100 * agree[str(eta)]:.1f}%")
+    console.print(labels)
+
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({
+        "ratios": ratios, "targets": {k: v[2] for k, v in TARGETS.items()}, "passed": passed,
+        "seconds": seconds, "tokens_per_s": tps, "forward_passes": passes, "tokens_fed": fed,
+        "raw_breakdown_s": part, "labels": stats, "reference_agrees_with_chat": agree,
+        "files": len(docs), "max_chars": args.max_chars, "tokens": n_tokens, "states": n_states, "k": args.k,
+        "batch": args.batch, "group": args.group, "cap": CAP, "n_ctx": raw.n_ctx, "files_over_context": over_ctx_files,
+        "chat_sequences_over_context": over_ctx_chat, "torch_threads": torch.get_num_threads(),
+        "timing": "one pass, interleaved group by group (order rotated), after a warm-up of each"}, indent=2))
+    console.print(f"wrote {args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out}")
+    if args.check and not all(passed.values()):
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
