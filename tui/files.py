@@ -260,13 +260,19 @@ def _fsync_dir(directory: Path) -> None:
 
 # --- crash recovery ------------------------------------------------------------------------
 
-def recovery_dir() -> Path:
-    """`$EMPOWER_RECOVERY_DIR`, else the XDG data dir: read at call time, never at import."""
-    if os.environ.get("EMPOWER_RECOVERY_DIR"):
-        return Path(os.environ["EMPOWER_RECOVERY_DIR"]).expanduser()
+def data_dir() -> Path:
+    """Empower's directory in the XDG data dir (the log and the recovery copies): read at call
+    time, never at import, so tests and a changed environment are honoured."""
     xdg = os.environ.get("XDG_DATA_HOME", "")
     base = Path(xdg) if os.path.isabs(xdg) else Path.home() / ".local" / "share"
-    return base / "empower" / "recovery"
+    return base / "empower"
+
+
+def recovery_dir() -> Path:
+    """`$EMPOWER_RECOVERY_DIR`, else `data_dir()/recovery`."""
+    if os.environ.get("EMPOWER_RECOVERY_DIR"):
+        return Path(os.environ["EMPOWER_RECOVERY_DIR"]).expanduser()
+    return data_dir() / "recovery"
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from typing import Any, Iterator, NoReturn
 import sqlite_utils
 
 from tui import migrations
+from tui.files import data_dir
 
 
 class LogUnavailable(Exception):
@@ -35,12 +36,10 @@ class LogUnavailable(Exception):
 
 
 def default_path() -> Path:
-    """`$EMPOWER_LOG_DB`, else the XDG data dir: read at call time, never at import."""
+    """`$EMPOWER_LOG_DB`, else `interactions.db` in the XDG data dir (read at call time)."""
     if os.environ.get("EMPOWER_LOG_DB"):
         return Path(os.environ["EMPOWER_LOG_DB"]).expanduser()
-    xdg = os.environ.get("XDG_DATA_HOME", "")
-    base = Path(xdg) if os.path.isabs(xdg) else Path.home() / ".local" / "share"
-    return base / "empower" / "interactions.db"
+    return data_dir() / "interactions.db"
 
 
 # --- the records ---------------------------------------------------------------------------
