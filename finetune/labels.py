@@ -18,7 +18,7 @@ Two estimators, both exact against the literal Algorithm 1 loop (tests/test_fine
   continuation. One forward pass per state (the prompt differs per state), batched by length.
 
 The token boundary: a state ends where the file's own tokenization has a boundary, and only
-where tokenizing the state's text alone gives the same tokens (`stable_cuts`). So the state a
+where tokenizing the state's text alone gives the same tokens (`is_stable`). So the state a
 model is trained on is exactly the token sequence the editor will serve for that text, and the
 continuation's tokens are the file's.
 """
@@ -98,14 +98,10 @@ def label(scored: Scored, rule: str, eta_bits: float | None = None, seed: int = 
 
 # --------------------------------------------------------------------------- states
 
-def stable_cuts(tokenizer, text: str, ids: Sequence[int], offsets: Sequence[tuple[int, int]]) -> list[int]:
-    """Token indices j (1 <= j < len) where tokenizing text[:char_j] alone gives ids[:j]."""
-    out = []
-    for j in range(1, len(ids)):
-        char = offsets[j][0]
-        if tokenizer(text[:char], add_special_tokens=False)["input_ids"] == list(ids[:j]):
-            out.append(j)
-    return out
+def is_stable(tokenizer, text: str, ids: Sequence[int], cut: int, char: int) -> bool:
+    """Does tokenizing text[:char] alone give the file's first `cut` tokens? Only then is the
+    state exactly what the editor serves for that text."""
+    return tokenizer(text[:char], add_special_tokens=False, verbose=False)["input_ids"] == list(ids[:cut])
 
 
 def is_pause(text: str, char: int) -> bool:
@@ -117,7 +113,7 @@ def is_pause(text: str, char: int) -> bool:
 def choose_states(source: str, text: str, tokenizer, k: int, *, seed: int = 0, where: str = "uniform",
                   ids: Sequence[int] | None = None, offsets=None) -> list[State]:
     """K cut points, uniform over the file's token positions (the paper), or over the places
-    where a person pauses (`where="pauses"`); only stable boundaries (see `stable_cuts`)."""
+    where a person pauses (`where="pauses"`); only stable boundaries (see `is_stable`)."""
     if ids is None:
         enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
         ids, offsets = enc["input_ids"], enc["offset_mapping"]
@@ -126,10 +122,9 @@ def choose_states(source: str, text: str, tokenizer, k: int, *, seed: int = 0, w
     picked = sorted(rng.sample(candidates, min(k, len(candidates)))) if candidates else []
     states = []
     for j in picked:
-        char = offsets[j][0]
-        # Checked one by one: the whole file's boundaries would cost a tokenization per token.
-        if tokenizer(text[:char], add_special_tokens=False, verbose=False)["input_ids"] == list(ids[:j]):
-            states.append(State(source, j, char))
+        # Checked for the picked cuts only: every boundary would cost a tokenization per token.
+        if is_stable(tokenizer, text, ids, j, offsets[j][0]):
+            states.append(State(source, j, offsets[j][0]))
     return states
 
 

@@ -82,6 +82,26 @@ async def ghost_at_end(pilot, screen: EditorScreen) -> str:
     return editor.ghost.text
 
 
+class Wrapped:
+    """memorizer.gguf's real llama.cpp backend with its `generate` replaced by the test's."""
+
+    def __init__(self, inner, generate):
+        self.inner, self._generate = inner, generate
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def generate(self, request):
+        return self._generate(self.inner, request)
+
+
+def coach_with(test_models, generate) -> Coach:
+    from coach.backends import load_backend
+    from coach.specs import resolve
+
+    return Coach(Wrapped(load_backend(resolve(str(test_models.memorizer_gguf))), generate), parse("base"))
+
+
 def status(screen: EditorScreen) -> str:
     return str(screen.query_one("#status").render())
 
@@ -206,24 +226,13 @@ async def test_tab_indents_without_a_suggestion_and_f2_turns_them_off(lava, test
 
 async def test_a_stale_answer_is_dropped(lava, test_models):
     """The person types while the model works: its answer, for the old text, never shows."""
-    from coach.backends import load_backend
-    from coach.specs import resolve
-
     gate = threading.Event()
 
-    class Held:
-        """The real backend, answering only when the test lets it."""
-        def __init__(self, inner):
-            self.inner = inner
+    def held(inner, request):  # the real backend, answering only when the test lets it
+        gate.wait(10)
+        return inner.generate(replace(request, cancel=None))
 
-        def __getattr__(self, name):
-            return getattr(self.inner, name)
-
-        def generate(self, request):
-            gate.wait(10)
-            return self.inner.generate(replace(request, cancel=None))
-
-    coach = Coach(Held(load_backend(resolve(str(test_models.memorizer_gguf)))), parse("base"))
+    coach = coach_with(test_models, held)
     app = make_app(lava, coach=coach)
     async with app.run_test(size=(120, 40)) as pilot:
         screen = await ready(pilot, app)
@@ -425,21 +434,12 @@ async def test_a_model_that_does_not_resolve_leaves_an_editor_without_suggestion
 
 
 async def test_a_model_that_fails_puts_its_error_in_the_status_bar(lava, test_models):
-    from coach.backends import load_backend
-    from coach.specs import resolve
     from coach.types import BackendError
 
-    class Broken:
-        def __init__(self, inner):
-            self.inner = inner
+    def broken(inner, request):
+        raise BackendError("the server answered 500")
 
-        def __getattr__(self, name):
-            return getattr(self.inner, name)
-
-        def generate(self, request):
-            raise BackendError("the server answered 500")
-
-    coach = Coach(Broken(load_backend(resolve(str(test_models.memorizer_gguf)))), parse("base"))
+    coach = coach_with(test_models, broken)
     app = make_app(lava, coach=coach)
     async with app.run_test(size=(120, 40)) as pilot:
         screen = await ready(pilot, app)
