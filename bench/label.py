@@ -29,7 +29,9 @@ alike; one pass each, after an untimed warm-up of each on the two shortest files
    choosing the states (its own work; the others are handed them, which favours them).
 2. `chat`: `Estimator(..., "chat")`: `score_many` over the group's files, as
    finetune/dataset.py calls it (on the CPU each file's states share their prompt's start:
-   one KV cache, cropped back for each state) + the same labels.
+   one KV cache, cropped back for each state; a continuation is read 8 tokens first and on
+   only while its NLL is under the largest η, 4 bits, as the dataset does for the empower
+   rule) + the same labels.
 2b. `chat, batched` (beside, not a target): the same with `share_prompts=False`: the group's
    states pooled and batched by length (--batch), the way a GPU runs it.
 3. reference: what the public reproduction does (`construct_logit_threshold_ds.py`, see
@@ -170,7 +172,9 @@ def main() -> None:
     tokenizer.chat_template = CHATML  # the memorizer has none
     model = AutoModelForCausalLM.from_pretrained(tm.memorizer, dtype=torch.float32).eval()
     raw = Estimator(model, tokenizer, "raw")
-    chat = Estimator(model, tokenizer, "chat", share_prompts=True)
+    # As finetune/dataset.py sets it when the empower rule alone is asked for: reading stops past
+    # the largest η (the labels at every η are unchanged; the check below compares them).
+    chat = Estimator(model, tokenizer, "chat", share_prompts=True, stop_bits=max(ETAS))
     batched = Estimator(model, tokenizer, "chat", batch_size=args.batch, share_prompts=False)
     ref = Estimator(model, tokenizer, "chat", batch_size=1)
     assert raw.cap == chat.cap == ref.cap == CAP
@@ -263,8 +267,10 @@ def main() -> None:
                         assert [s.state for s in scored] == d.states, "choose_states is not reproducible"
                         for key, t in zip(part, result[2]):
                             part[key] += t
+                    full = [min(CAP, len(d.ids) - s.state.cut) for s in scored]
                     assert [s.state for s in scored] == d.states and all(
-                        len(s.nll) == len(s.token_ids) == min(CAP, len(d.ids) - s.state.cut) for s in scored), name
+                        len(s.nll) == len(s.token_ids) and (len(s.nll) <= n if name == "chat" else len(s.nll) == n)
+                        for s, n in zip(scored, full)), name
                     assert all(len(v) == len(d.states) for v in labs.values()), name
                     got[name].append(labs)
             progress.advance(task, len(group))

@@ -42,9 +42,18 @@ class LabelConfig:
     seed: int = 0
     cap: int = CAP
 
+    def stop_bits(self) -> float | None:
+        """Where the chat estimator may stop reading a continuation: when only the empower rule
+        is asked for, past the largest η nothing changes a label (the SFT rules need every token)."""
+        return max(self.etas) if self.framing == "chat" and set(self.rules) == {"empower"} else None
+
     def fingerprint(self) -> str:
-        """What the shards depend on (not the rules or η: those are applied afterwards)."""
-        key = json.dumps([self.estimator, self.framing, self.k, self.where, self.seed, self.cap])
+        """What the shards depend on (not the rules or η: those are applied afterwards, except
+        that the continuations are cut at stop_bits)."""
+        parts = [self.estimator, self.framing, self.k, self.where, self.seed, self.cap]
+        if (stop := self.stop_bits()) is not None:
+            parts.append(stop)
+        key = json.dumps(parts)
         return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
@@ -79,6 +88,7 @@ def shard_path(out: Path, config: LabelConfig, source: Source) -> Path:
 
 def score_files(estimator: Estimator, config: LabelConfig, sources: Sequence[Source]) -> list[dict]:
     """The shards of some files: their states and the NLL of the tokens after each."""
+    estimator.stop_bits = config.stop_bits()
     items, encoded = [], []
     for source in sources:
         ids, offsets = estimator.encode(source.text)

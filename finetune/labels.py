@@ -134,7 +134,7 @@ class Estimator:
     """π̂: a causal LM (transformers) that scores continuations. `framing` is "raw" or "chat"."""
 
     def __init__(self, model, tokenizer, framing: str = "raw", *, cap: int = CAP, batch_size: int = 8,
-                 share_prompts: bool | None = None):
+                 share_prompts: bool | None = None, stop_bits: float | None = None):
         if framing not in ("raw", "chat"):
             raise ValueError(f"unknown estimator framing {framing!r}: raw or chat")
         if framing == "chat" and not getattr(tokenizer, "chat_template", None):
@@ -144,6 +144,10 @@ class Estimator:
         # chat: a file's states share their prompt's start (see `_score_shared`); that pays where
         # the forward pass is compute-bound (the CPU), batching by length where it is not (a GPU).
         self.share_prompts = share_prompts
+        # chat, prompts shared: a continuation is read only until its cumulative NLL reaches
+        # stop_bits. The empower rule at any η <= stop_bits stops there too, so its labels are
+        # unchanged; the SFT rules need every token (None).
+        self.stop_bits = stop_bits
         self.n_ctx = int(getattr(model.config, "max_position_embeddings", 2048) or 2048)
         self.bos = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
 
@@ -323,13 +327,34 @@ class Estimator:
                         cache = None
                     else:  # a negative count (tokens to drop) means the same in every version
                         cache.crop(skip - cache.get_seq_length())
-                ids = torch.tensor([seq[skip:]], device=self.device)
-                out = self.model(input_ids=ids, past_key_values=cache, use_cache=True,
-                                 logits_to_keep=len(cont) + 1)
-                cache, held = out.past_key_values, seq
-                nll = _nll(out.logits, torch.tensor([cont], device=self.device))
-                result[i] = Scored(st, tuple(cont), tuple(nll[0].tolist()))
+                nll, cache, fed = self._read_continuation(seq, len(prefix), skip, cache)
+                held = seq[:fed]
+                result[i] = Scored(st, tuple(cont[:len(nll)]), tuple(nll))
         return [result[i] for i in range(len(seqs))]
+
+    FIRST_READ = 8  # continuation tokens read before checking stop_bits (most labels are shorter)
+
+    def _read_continuation(self, seq: list[int], lo: int, skip: int, cache):
+        """Feed seq[skip:] after a cache holding seq[:skip] and score seq[lo:] (lo > skip), in
+        two reads when stop_bits is set: the first FIRST_READ continuation tokens, then the rest
+        only while the cumulative NLL is under stop_bits. Returns (the NLLs, the cache, tokens fed)."""
+        import torch
+
+        nll: list[float] = []
+        pos = skip
+        end = len(seq) if self.stop_bits is None else min(len(seq), lo + self.FIRST_READ)
+        while True:
+            keep = end - max(pos, lo - 1)  # logits from the one predicting seq[max(pos, lo - 1) + 1]
+            out = self.model(input_ids=torch.tensor([seq[pos:end]], device=self.device),
+                             past_key_values=cache, use_cache=True, logits_to_keep=keep)
+            cache = out.past_key_values
+            targets = seq[end - keep + 1:end + 1]  # the last logit predicts seq[end], if there is one
+            if targets:
+                nll += _nll(out.logits, torch.tensor([targets], device=self.device))[0].tolist()
+            pos = end
+            if end == len(seq) or threshold_length(nll, self.stop_bits) < len(nll):
+                return nll, cache, pos
+            end = len(seq)
 
 
 def _nll(logits, targets):

@@ -117,3 +117,15 @@ def test_bad_input_gets_one_line_and_exit_2(tmp_path, test_models, case):
     r = run("label", d, "--estimator", estimator, "--out", tmp_path / "out", *extra)
     assert r.returncode == 2, r.stderr
     assert r.stderr.startswith("empower-finetune: ") and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+
+
+def test_the_chat_estimator_stops_reading_only_when_every_rule_allows_it():
+    """Cutting continuations at the largest η is safe for the empower rule alone; the SFT rules
+    need every token, so their shards are read whole and are never shared with cut ones."""
+    from finetune.dataset import LabelConfig
+
+    cut = LabelConfig("m", "chat", rules=("empower",), etas=(0.32, 4.0))
+    whole = LabelConfig("m", "chat", rules=("empower", "sft-10"), etas=(0.32, 4.0))
+    assert cut.stop_bits() == 4.0 and whole.stop_bits() is None
+    assert LabelConfig("m", "raw", rules=("empower",)).stop_bits() is None  # one pass reads it all anyway
+    assert cut.fingerprint() != whole.fingerprint() == LabelConfig("m", "chat", rules=("sft-20",)).fingerprint()

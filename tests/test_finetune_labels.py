@@ -69,10 +69,37 @@ def test_windows_of_a_long_file_give_algorithm_1s_i_star_with_the_same_context(t
     check_against_the_loop(est, [path], k=8)
 
 
-@pytest.mark.parametrize("share", [False, True], ids=["batched by length", "prompts shared"])
-def test_the_chat_labeller_gives_algorithm_1s_i_star(test_models, share):
-    est = estimator(test_models.memorizer, "chat", cap=16, batch_size=3, share_prompts=share)
-    check_against_the_loop(est, files(test_models)[:2], k=4)
+@pytest.mark.parametrize("share,stop", [(False, None), (True, None), (True, max(ETAS))],
+                         ids=["batched by length", "prompts shared", "prompts shared, reading stops at η"])
+def test_the_chat_labeller_gives_algorithm_1s_i_star(test_models, share, stop):
+    est = estimator(test_models.memorizer, "chat", cap=16, batch_size=3, share_prompts=share, stop_bits=stop)
+    check_against_the_loop(est, files(test_models), k=4)
+
+
+def test_reading_stops_once_no_label_can_grow(test_models):
+    """With stop_bits, a continuation is read only until its NLL reaches it: fewer tokens fed,
+    the same labels at every η up to it, and a full read where the labels are long."""
+    est = estimator(test_models.memorizer, "chat", cap=32, share_prompts=True)
+    read = []
+    forward = est.model.forward
+    est.model.forward = lambda input_ids, **kw: (read.append(input_ids.numel()), forward(input_ids=input_ids, **kw))[1]
+    fed, labels = {}, {}
+    for path in files(test_models):
+        text = path.read_text()[:800]
+        ids, offsets = est.encode(text)
+        states = choose_states("f.py", text, est.tokenizer, 6, ids=ids, offsets=offsets)
+        for stop in (None, 4.0):
+            est.stop_bits, read[:] = stop, []
+            scored = est.score(text, states, ids)
+            fed[path.name, stop] = sum(read)
+            labels[path.name, stop] = [label(s, "empower", eta).n_tokens for s in scored for eta in (0.32, 4.0)]
+            if stop is None:
+                assert all(len(s.token_ids) == min(32, len(ids) - s.state.cut) for s in scored)
+        assert labels[path.name, 4.0] == labels[path.name, None]
+    unseen = files(test_models)[-1].name
+    # short labels: of each state's 32 continuation tokens, most are left unread
+    assert fed[unseen, None] - fed[unseen, 4.0] >= 0.5 * 6 * (32 - est.FIRST_READ), fed
+    assert max(labels["solution.py", 4.0]) > est.FIRST_READ  # long labels were read past the first read
 
 
 def test_shared_prompts_read_each_files_common_start_once(test_models):
