@@ -1,11 +1,362 @@
-"""empower-evals: the benchmark (not built yet; this entry point is its placeholder)."""
+"""empower-evals: the paper's simulated-human benchmark, against the models the editor serves.
+
+    empower-evals --human oracle --assistant model.gguf --dataset builtin
+    empower-evals --human gemma-3-27b --human-url http://gpu1:8000/v1 --human-url http://gpu2:8000/v1 \\
+                  --assistant empower-eta0.32 --assistant base.gguf --policy base --policy base-10 \\
+                  --dataset livecodebench --release v6 --out empower-runs/evals/lcb
+    empower-evals report RUN [RUN ...] [--json FILE] [--png FILE]
+
+A run plays every problem with every (assistant, policy) against one simulated human (evals/
+episode.py) and writes each finished episode at once to RUN/run.sqlite (evals/store.py): the
+same command again resumes, running only what is not finished (episodes that errored are tried
+again unless --keep-errored). Everything is checked before the first episode: the problems
+load, every assistant loads, the human answers. The resolved config of each invocation is kept
+in the run store and in RUN/config.json; the episode protocol (K_H, rounds, tokenizer, start)
+must stay the same within a run directory, or its episodes would not compare.
+"""
+
+from __future__ import annotations
 
 import argparse
+import asyncio
+import json
+import os
 import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from evals.humans import K_H, MODELS
+from evals.episode import MAX_ROUNDS
+
+USAGE = """usage: empower-evals --assistant SPEC [--policy P ...] [--human oracle|MODEL] [--human-url URL ...]
+                     [--dataset livecodebench|builtin] [--out RUN_DIR] [options]
+       empower-evals report RUN [RUN ...] [--json FILE] [--png FILE]
+"""
+DEFAULT_URL = "http://127.0.0.1:8000/v1"  # where `vllm serve` listens by default
+
+
+class EvalsError(Exception):
+    """A run cannot start: one line for a person."""
+
+
+def fail(message: str) -> int:
+    print(f"empower-evals: {message}", file=sys.stderr)
+    return 2
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="empower-evals", description="Empower: the benchmark (not built yet).")
-    parser.parse_known_args(argv)
-    print("empower-evals: the benchmark is not built yet. Available now: python -m problems --help", file=sys.stderr)
-    return 2
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["report"]:
+        from evals.report import main as report_main
+
+        return report_main(argv[1:])
+    if not argv:
+        print(USAGE + "empower-evals --help says more", file=sys.stderr)
+        return 2
+    args = parser().parse_args(argv)
+    try:
+        return run(args)
+    except EvalsError as exc:
+        return fail(str(exc))
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="empower-evals", usage=USAGE.removeprefix("usage: "),
+        description="The simulated-human benchmark: a simulated programmer writes a solution a few "
+                    "tokens at a time; each round the assistant suggests, the human accepts, rejects "
+                    "or finishes; the final program is judged. Reports Pass@1, accept ratio and DPR.",
+        epilog="`empower-evals report RUN` prints the table, writes report.json and report.png.")
+    a = p.add_argument_group("assistants (every --assistant with every --policy)")
+    a.add_argument("--assistant", action="append", required=True, metavar="SPEC",
+                   help="a model spec, as the editor takes it (GGUF, HF dir, openai:URL#name, a registered name)")
+    a.add_argument("--policy", action="append", metavar="P",
+                   help="base (default), base-N, threshold (one assistant per --eta), trained")
+    a.add_argument("--eta", action="append", type=float, metavar="BITS", help="η for the threshold policy (repeat for several; default 4, as the editor)")
+    a.add_argument("--format", choices=["completion", "chat"], help="the assistants' prompt format (default: the model's)")
+    h = p.add_argument_group("the simulated human")
+    h.add_argument("--human", default="gemma-3-27b",
+                   help=f"`oracle` (replays a reference solution; no server), or a chat model's name "
+                        f"({', '.join(MODELS)} or any served name; default gemma-3-27b)")
+    h.add_argument("--human-url", action="append", metavar="URL",
+                   help=f"an OpenAI-compatible server of the human (repeat: used round robin; default {DEFAULT_URL})")
+    h.add_argument("--think-tokens", type=int, default=1024, help="the acceptor's answer budget (default 1024)")
+    h.add_argument("--human-temperature", type=float, default=0.0)
+    h.add_argument("--solutions", metavar="PATH",
+                   help="the oracle's references: a JSON object {id: code}, a JSONL of {id, code}, or a directory of ID.py")
+    h.add_argument("--tokenizer", default="regex",
+                   help="what counts the tokens read and written: regex (default) or hf:NAME_OR_DIR")
+    d = p.add_argument_group("problems")
+    d.add_argument("--dataset", choices=["livecodebench", "builtin"], default="livecodebench")
+    d.add_argument("--data", metavar="PATH", help="LiveCodeBench's test*.jsonl files (default: download them)")
+    d.add_argument("--release", help="LiveCodeBench version: release_v6, v6, v5_v6, release_latest (default)")
+    d.add_argument("--from", dest="date_from", metavar="DATE", help="contest dates from (YYYY-MM-DD)")
+    d.add_argument("--to", dest="date_to", metavar="DATE", help="contest dates up to (YYYY-MM-DD)")
+    d.add_argument("--include-errata", action="store_true", help="keep the problems LiveCodeBench lists as faulty")
+    d.add_argument("--problems", metavar="IDS_FILE", help="only these problem ids (one a line)")
+    d.add_argument("--limit", type=int, help="the first N problems")
+    d.add_argument("--offline", action="store_true", help="only what the Hugging Face cache holds")
+    r = p.add_argument_group("the run")
+    r.add_argument("--out", metavar="RUN_DIR", help="default ./empower-runs/evals/<dataset>-<human>")
+    r.add_argument("--concurrency", type=int, default=8, help="episodes at once (default 8)")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--k-h", type=int, default=K_H, help=f"tokens the human writes a round at most (default {K_H})")
+    r.add_argument("--max-rounds", type=int, default=MAX_ROUNDS, help=f"rounds per episode at most (default {MAX_ROUNDS})")
+    r.add_argument("--start", choices=["empty", "starter"], default="empty",
+                   help="the code an episode starts from: nothing (default), or the problem's starter code")
+    r.add_argument("--keep-errored", action="store_true", help="do not run again the episodes that errored")
+    for name, default in (("gamma", 0.999), ("alpha", 0.1), ("beta", 0.5)):
+        r.add_argument(f"--{name}", type=float, default=default, help=f"DPR's {name} (default {default})")
+    return p
+
+
+# ------------------------------------------------------------------ checking everything first
+def load_problems(args):
+    from evals.problems import ProblemsError, load
+
+    options: dict = {"limit": args.limit}
+    if args.problems:
+        options["ids"] = Path(args.problems)
+    if args.dataset == "livecodebench":
+        options.update(path=args.data, release=args.release, start=args.date_from, end=args.date_to,
+                       include_errata=args.include_errata, strict=False, offline=args.offline)
+    elif args.data or args.release or args.date_from or args.date_to:
+        raise EvalsError("--data, --release, --from and --to are for --dataset livecodebench")
+    try:
+        problems = load(args.dataset, **options)
+    except ProblemsError as exc:
+        raise EvalsError(str(exc)) from None
+    if args.solutions:
+        refs = read_solutions(args.solutions)
+        problems[:] = [replace(p, reference=refs[p.id]) if p.id in refs else p for p in problems]
+    if not problems:
+        raise EvalsError(f"no problems to run ({args.dataset}{' with these filters' if options else ''})")
+    return problems
+
+
+def read_solutions(path: str) -> dict[str, str]:
+    """Reference programs by problem id, for the oracle human."""
+    p = Path(path).expanduser()
+    try:
+        if p.is_dir():
+            return {f.stem: f.read_text() for f in sorted(p.glob("*.py"))}
+        text = p.read_text()
+        if p.suffix == ".jsonl":
+            rows = [json.loads(line) for line in text.splitlines() if line.strip()]
+            return {str(r.get("question_id", r.get("id"))): r.get("code", r.get("solution")) for r in rows}
+        data = json.loads(text)
+    except (OSError, ValueError, AttributeError) as exc:
+        raise EvalsError(f"--solutions {path}: cannot read it ({exc})") from None
+    if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+        raise EvalsError(f"--solutions {path}: expected a JSON object of problem id to code")
+    return data
+
+
+def assistants_of(args) -> list[tuple[str, str, float | None]]:
+    from coach.policies import DEFAULT_ETA, parse
+    from coach.types import CoachError
+
+    out = []
+    for spec in args.assistant:
+        for policy in args.policy or ["base"]:
+            # η written out, so that the episodes say which threshold they ran at
+            for eta in (args.eta or [DEFAULT_ETA]) if policy == "threshold" else [None]:
+                try:
+                    parse(policy, eta)
+                except CoachError as exc:
+                    raise EvalsError(str(exc)) from None
+                out.append((spec, policy, eta))
+    if args.eta and "threshold" not in (args.policy or []):
+        raise EvalsError("--eta is for --policy threshold")
+    return out
+
+
+def resolve_all(specs: list[str]) -> None:
+    """Every spec resolved to a model before anything else is done (no run directory made)."""
+    from coach.specs import resolve
+    from coach.types import CoachError
+
+    for spec in dict.fromkeys(specs):
+        try:
+            resolve(spec)
+        except CoachError as exc:
+            raise EvalsError(f"assistant {spec}: {' '.join(str(exc).split())}") from None
+
+
+def load_coaches(assistants, fmt: str | None, console) -> dict:
+    """Every assistant loaded before the first episode: a spec that does not resolve stops the
+    run here, not as a column of errored episodes."""
+    from coach.engine import Coach
+
+    coaches: dict = {}
+    try:
+        for spec, policy, eta in assistants:
+            with console.status(f"loading {spec} ({policy})…"):
+                coaches[spec, policy, eta] = Coach.from_spec(spec, policy, eta, fmt)
+    except Exception as exc:  # ModelNotFound, a backend's own errors: one line either way
+        for c in coaches.values():
+            c.close()
+        raise EvalsError(f"assistant {spec}: {' '.join(str(exc).split())}") from None
+    return coaches
+
+
+def make_the_human(args, problems):
+    from evals.humans import HumanError, make_human
+
+    try:
+        if args.human == "oracle":
+            if args.human_url:
+                raise EvalsError("--human-url is for an LLM human; the oracle needs no server")
+            missing = [p.id for p in problems if p.reference is None]
+            if missing:
+                raise EvalsError(f"the oracle human needs a reference solution; {len(missing)} of {len(problems)} "
+                                 f"problems have none ({', '.join(missing[:3])}…): give them with --solutions")
+            return make_human("oracle", tokenizer=args.tokenizer), "oracle"
+        urls = args.human_url or [DEFAULT_URL]
+        check_servers(urls, args.human)
+        h = make_human("llm", model=args.human, urls=urls, think_tokens=args.think_tokens,
+                       temperature=args.human_temperature, seed=args.seed, tokenizer=args.tokenizer)
+        return h, h.model
+    except HumanError as exc:
+        raise EvalsError(str(exc)) from None
+
+
+def check_servers(urls: list[str], model: str) -> None:
+    """Refuse when no human server answers at all; a later outage only errors its episodes."""
+    import httpx
+
+    down = []
+    for url in urls:
+        try:
+            httpx.get(url.rstrip("/") + "/models", timeout=5).raise_for_status()
+        except httpx.HTTPError as exc:
+            down.append(f"{url} ({type(exc).__name__})")
+    if len(down) == len(urls):
+        raise EvalsError(f"the human {model} does not answer at {', '.join(down)}: start its server "
+                         f"(see the README, 'The benchmark') or use --human oracle")
+    for d in down:
+        print(f"empower-evals: warning: {d} does not answer; the other servers take its share", file=sys.stderr)
+
+
+PROTOCOL = ("k_h", "max_rounds", "start", "tokenizer")
+
+
+def check_protocol(store, config: dict, out: Path) -> None:
+    rows = store.db.execute("select config from runs order by id").fetchall()
+    for (raw,) in rows:
+        before = json.loads(raw)
+        changed = [k for k in PROTOCOL if k in before and before[k] != config[k]]
+        if changed:
+            was = ", ".join(f"--{k.replace('_', '-')} {before[k]}" for k in changed)
+            raise EvalsError(f"{out} holds episodes played with {was}: give another --out to change them")
+
+
+# ------------------------------------------------------------------ the run
+def run(args) -> int:
+    from rich.console import Console
+
+    from evals.store import Store, StoreError
+
+    console = Console(stderr=True)
+    for name, low in (("concurrency", 1), ("k_h", 1), ("max_rounds", 1), ("think_tokens", 1)):
+        if getattr(args, name) < low:
+            raise EvalsError(f"--{name.replace('_', '-')} must be at least {low}")
+    if args.limit is not None and args.limit < 1:
+        raise EvalsError("--limit must be at least 1")
+    assistants = assistants_of(args)
+    resolve_all(args.assistant)
+    problems = load_problems(args)
+    for s in problems.skipped:
+        console.print(f"[yellow]skipped[/] {s.where}: {s.reason}")
+    human, human_name = make_the_human(args, problems)
+    out = Path(args.out or f"empower-runs/evals/{args.dataset}-{human_name.rsplit('/', 1)[-1]}")
+    config = {"assistants": [list(a) for a in assistants], "human": human_name,
+              "human_urls": args.human_url or ([] if args.human == "oracle" else [DEFAULT_URL]),
+              "think_tokens": args.think_tokens, "human_temperature": args.human_temperature,
+              "dataset": args.dataset, "data": args.data, "release": args.release, "from": args.date_from,
+              "to": args.date_to, "include_errata": args.include_errata, "problems": [p.id for p in problems],
+              "skipped_rows": [[s.where, s.reason] for s in problems.skipped],
+              "excluded": list(problems.excluded), "solutions": args.solutions, "format": args.format,
+              "k_h": args.k_h, "max_rounds": args.max_rounds, "start": args.start, "tokenizer": args.tokenizer,
+              "seed": args.seed, "concurrency": args.concurrency, "argv": sys.argv[1:], "started": time.time()}
+    try:
+        store = Store.open(out)
+    except StoreError as exc:
+        raise EvalsError(str(exc)) from None
+    try:
+        check_protocol(store, config, out)
+        coaches = load_coaches(assistants, args.format, console)
+        try:
+            store.add_run(config)
+            _write_json(out / "config.json", config)
+            return play(args, problems, assistants, human, human_name, store, coaches, out, console)
+        finally:
+            for c in coaches.values():
+                c.close()
+    finally:
+        store.close()
+
+
+def play(args, problems, assistants, human, human_name, store, coaches, out, console) -> int:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from evals.episode import policy_label, run_all
+    from evals.metrics import summarize
+    from evals.report import print_report
+
+    ids = {p.id for p in problems}
+    labels = {(spec, policy_label(pol, eta)): f"{spec} · {policy_label(pol, eta)}" for spec, pol, eta in assistants}
+    # The live figures cover every stored episode of these assistants on these problems,
+    # those of earlier invocations included, so a resumed run shows the whole picture.
+    seen = {k: [] for k in labels}
+    for ep in store.episodes():
+        if (ep.assistant, ep.policy) in seen and ep.problem_id in ids and ep.human == human_name and ep.seed == args.seed:
+            seen[ep.assistant, ep.policy].append(ep)
+
+    def figures(eps) -> str:
+        if not eps:
+            return ""
+        s = summarize(eps, args.gamma, args.alpha, args.beta)
+        err = f"[red]{s.n_errored} errored[/]" if s.n_errored else ""
+        if not s.n:
+            return err
+        return f"Pass@1 {s.pass_at_1:.3f} · accept {s.accept_ratio:.3f} · DPR {s.dpr:.3f}" + (" · " + err if err else "")
+
+    progress = Progress(TextColumn("{task.fields[name]}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                        TextColumn("{task.description}"), console=console)
+    tasks = {k: progress.add_task(figures(v), name=labels[k], total=len(problems),
+                                  completed=sum(not e.errored or args.keep_errored for e in v))
+             for k, v in seen.items()}
+    began, ran = time.perf_counter(), [0]
+
+    def done(ep) -> None:
+        key = (ep.assistant, ep.policy)
+        seen[key] = [e for e in seen[key] if e.problem_id != ep.problem_id] + [ep]
+        ran[0] += 1
+        progress.update(tasks[key], advance=1, description=figures(seen[key]))
+
+    console.print(f"{len(problems)} problems × {len(assistants)} assistants, human {human_name}, run {out}")
+    try:
+        with progress:
+            n_run, n_skipped = asyncio.run(run_all(
+                problems, assistants, human, store, concurrency=args.concurrency, seed=args.seed,
+                human_name=human_name, k_h=args.k_h, max_rounds=args.max_rounds, progress=done,
+                start=(lambda p: p.starter) if args.start == "starter" else "",
+                coaches=coaches, retry_errored=not args.keep_errored))
+    except KeyboardInterrupt:
+        console.print(f"[yellow]interrupted[/]: {ran[0]} episodes finished in this run are kept in {out}; "
+                      "the same command resumes")
+        return 130
+    minutes = (time.perf_counter() - began) / 60
+    console.print(f"ran {n_run} episodes in {minutes:.1f} min"
+                  + (f"; {n_skipped} were already finished in {out}" if n_skipped else ""))
+    print_report([ep for eps in seen.values() for ep in eps], args.gamma, args.alpha, args.beta)
+    console.print(f"[dim]empower-evals report {out}[/] writes report.json and report.png")
+    return 0
+
+
+def _write_json(path: Path, data) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str))
+    os.replace(tmp, path)

@@ -25,6 +25,7 @@ import asyncio
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 from coach.types import Context
@@ -185,13 +186,14 @@ def _errored(labels, rounds, code, exc, read, written, taken, accepted, suggeste
 
 async def run_all(problems, assistants, human, store, *, concurrency: int = 8, seed: int = 0,
                   human_name: str | None = None, k_h: int = K_H, max_rounds: int = MAX_ROUNDS,
-                  start: str = "", progress=None, coaches: dict | None = None,
+                  start: str | Callable[[object], str] = "", progress=None, coaches: dict | None = None,
                   retry_errored: bool = False) -> tuple[int, int]:
     """Every problem with every assistant (spec, policy, eta); episodes already in `store` are
     skipped (a killed run resumes), each finished one is stored at once. Returns (run, skipped).
 
     One Coach per (spec, policy, eta), shared by its episodes; `coaches` may hold prebuilt ones
-    under that key. `progress(episode)` is called after each stored episode. retry_errored=True
+    under that key. `start`: the code every episode starts from, or a function of the problem
+    giving it (its starter code). `progress(episode)` is called after each stored episode. retry_errored=True
     runs again the episodes stored as errored (their rows are replaced)."""
     from coach.engine import Coach
 
@@ -201,7 +203,7 @@ async def run_all(problems, assistants, human, store, *, concurrency: int = 8, s
     todo = []
     for spec, pol, eta in assistants:
         key = (spec, pol, eta)
-        label = _policy_label(pol, eta)
+        label = policy_label(pol, eta)
         for p in problems:
             if (p.id, spec, label, name, seed) not in done:
                 todo.append((p, key, label))
@@ -216,11 +218,12 @@ async def run_all(problems, assistants, human, store, *, concurrency: int = 8, s
     sem = asyncio.Semaphore(concurrency)
 
     async def one(p, key, label):
+        code = start(p) if callable(start) else start
         async with sem:
             if key in failed:
-                ep = Episode(p.id, key[0], label, name, seed, start, errored=True, error=failed[key])
+                ep = Episode(p.id, key[0], label, name, seed, code, errored=True, error=failed[key])
             else:
-                ep = await run_episode(p, coaches[key], human, k_h=k_h, max_rounds=max_rounds, start=start,
+                ep = await run_episode(p, coaches[key], human, k_h=k_h, max_rounds=max_rounds, start=code,
                                        seed=seed, assistant_spec=key[0], policy=label, human_name=name)
             store.add(ep)
             if progress is not None:
@@ -235,5 +238,6 @@ async def run_all(problems, assistants, human, store, *, concurrency: int = 8, s
     return len(todo), skipped
 
 
-def _policy_label(policy: str, eta: float | None) -> str:
+def policy_label(policy: str, eta: float | None) -> str:
+    """How an episode names its policy: `threshold@0.32` for the threshold policy at η 0.32."""
     return policy if eta is None else f"{policy}@{eta:g}"

@@ -3,11 +3,13 @@ the memorizer GGUF (a module-scoped fixture: import it into a test module to use
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -22,14 +24,13 @@ def free_port() -> int:
 
 # ------------------------------------------------------------------ llama-cpp-python's server
 
-@pytest.fixture(scope="module")
-def llama_server(test_models, tmp_path_factory):
-    """(base URL, log path) of a llama_cpp.server serving the memorizer on a free port."""
+@contextlib.contextmanager
+def serve_llama(model: Path, log: Path, n_ctx: int = 1024, alias: str = "memorizer"):
+    """(base URL, log path) of a llama_cpp.server serving `model` on a free port, while in the block."""
     port = free_port()
-    log = tmp_path_factory.mktemp("llama-server") / "server.log"
-    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(test_models.memorizer_gguf),
-           "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "1024",
-           "--model_alias", "memorizer", "--verbose", "False",
+    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(model),
+           "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(n_ctx),
+           "--model_alias", alias, "--verbose", "False",
            # by default a new request cuts the one streaming short: keep requests independent,
            # so that only the client leaving can stop a generation (the cancel test relies on it)
            "--interrupt_requests", "False"]
@@ -58,3 +59,19 @@ def llama_server(test_models, tmp_path_factory):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture(scope="module")
+def llama_server(test_models, tmp_path_factory):
+    """(base URL, log path) of a llama_cpp.server serving the memorizer on a free port."""
+    with serve_llama(test_models.memorizer_gguf, tmp_path_factory.mktemp("llama-server") / "server.log") as served:
+        yield served
+
+
+@pytest.fixture(scope="module")
+def human_server(test_models, tmp_path_factory):
+    """The same with a 4,096-token context: a simulated human's prompt holds a whole problem
+    statement, more than the memorizer's 1,024 (its answers are nonsense either way)."""
+    with serve_llama(test_models.memorizer_gguf, tmp_path_factory.mktemp("human-server") / "server.log",
+                     n_ctx=4096) as served:
+        yield served

@@ -1,0 +1,189 @@
+"""empower-evals end to end: the real command on the built-in problems and on a LiveCodeBench-
+format fixture, with the oracle human and an LLM human served by llama.cpp on loopback; runs
+killed (kill -9, Ctrl+C) and resumed; reports read back from the run's SQLite file."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("llama_cpp")
+
+from evals.cli import main  # noqa: E402
+from evals.metrics import summarize  # noqa: E402
+from evals.store import Store  # noqa: E402
+from tests import lcb_fixture as lcb  # noqa: E402
+from tests.servers import free_port, human_server  # noqa: E402,F401  (a fixture)
+
+EXE = str(Path(sys.executable).parent / "empower-evals")
+
+
+def stored(run: Path) -> dict[tuple, tuple]:
+    """Each stored episode's key -> (created, correct, errored), read straight from the file."""
+    with sqlite3.connect(run / "run.sqlite") as db:
+        return {tuple(r[:5]): tuple(r[5:]) for r in db.execute(
+            "select problem_id, assistant, policy, human, seed, created, correct, errored from episodes")}
+
+
+def episodes(run: Path):
+    store = Store.open(run)
+    try:
+        return store.episodes()
+    finally:
+        store.close()
+
+
+def test_the_oracle_run_then_its_report(test_models, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")  # the tables' names whole
+    run = tmp_path / "run"
+    mem, rnd = str(test_models.memorizer_gguf), str(test_models.random_gguf)
+    argv = ["--human", "oracle", "--assistant", mem, "--assistant", rnd, "--dataset", "builtin",
+            "--limit", "3", "--max-rounds", "30", "--out", str(run)]
+    assert main(argv) == 0
+    eps = episodes(run)
+    assert len(eps) == 6 and not any(e.errored for e in eps)
+    assert all(e.replay() == e.code for e in eps)  # the transcript is the whole story
+    by = {a: summarize([e for e in eps if e.assistant == a]) for a in (mem, rnd)}
+    assert by[mem].accept_ratio > 0.5 and by[rnd].accept_ratio < 0.1
+    assert by[mem].dpr > by[rnd].dpr + 0.1
+    config = json.loads((run / "config.json").read_text())
+    assert config["k_h"] == 10 and config["max_rounds"] == 30 and config["human"] == "oracle"
+    err = capsys.readouterr().err
+    assert "Pass@1" in err and "accept" in err  # the live figures
+
+    # The same command again: everything is finished, nothing is played again.
+    before = stored(run)
+    assert main(argv) == 0
+    assert stored(run) == before
+    assert "ran 0 episodes" in capsys.readouterr().err
+
+    assert main(["report", str(run)]) == 0
+    out = capsys.readouterr().out
+    assert "Pass@1" in out and "memorizer.gguf" in out and "random.gguf" in out and "Paired" in out
+    report = json.loads((run / "report.json").read_text())
+    rows = {g["assistant"]: g for g in report["groups"]}
+    for a in (mem, rnd):
+        mine = [e for e in eps if e.assistant == a]
+        assert rows[a]["problems"] == 3 and rows[a]["errored"] == 0
+        assert rows[a]["pass_at_1"] == pytest.approx(sum(e.correct for e in mine) / 3)
+        assert rows[a]["dpr"] == pytest.approx(by[a].dpr)
+    (dpr,) = [p for p in report["paired"] if p["metric"] == "dpr"]
+    assert dpr["assistant"] == rnd and dpr["baseline_assistant"] == mem and dpr["diff"] < 0
+    png = (run / "report.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+
+
+def test_an_llm_human_served_by_llama_cpp_plays_whole_episodes(test_models, human_server, tmp_path, capsys,
+                                                               monkeypatch):
+    """The memorizer as the human: its answers are nonsense, which is what the parsing is for.
+    A second URL where nothing listens is warned about, and its share goes to the live one."""
+    monkeypatch.setenv("COLUMNS", "200")
+    run = tmp_path / "run"
+    dead = f"http://127.0.0.1:{free_port()}/v1"
+    argv = ["--human", "memorizer", "--human-url", human_server[0], "--human-url", dead,
+            "--assistant", str(test_models.memorizer_gguf), "--dataset", "builtin", "--limit", "2",
+            "--max-rounds", "3", "--think-tokens", "32", "--out", str(run)]
+    assert main(argv) == 0
+    assert f"warning: {dead}" in capsys.readouterr().err
+    eps = episodes(run)
+    assert len(eps) == 2 and not any(e.errored for e in eps), [e.error for e in eps]
+    for e in eps:
+        assert e.human == "memorizer" and 1 <= len(e.rounds) <= 3
+        assert e.tokens_written == sum(r.written_tokens for r in e.rounds) > 0
+        assert all(r.action in ("accept", "reject", "finish", "none") for r in e.rounds)
+        assert e.verdict  # judged
+    assert main(["report", str(run)]) == 0
+    assert "memorizer" in capsys.readouterr().out and (run / "report.png").is_file()
+
+
+def test_livecodebench_rows_with_the_oracle_and_given_solutions(test_models, tmp_path, capsys):
+    fx = lcb.build(tmp_path / "lcb")
+    with (fx.dir / "test3.jsonl").open("a") as f:
+        f.write(json.dumps({"question_id": "broken", "question_title": "no tests"}) + "\n")
+    solutions = tmp_path / "solutions"
+    solutions.mkdir()
+    for pid, code in fx.references.items():
+        (solutions / f"{pid}.py").write_text(code)
+    ids = tmp_path / "ids.txt"
+    ids.write_text("9001\nsnake\n")
+    run = tmp_path / "run"
+    argv = ["--human", "oracle", "--assistant", str(test_models.memorizer_gguf), "--dataset", "livecodebench",
+            "--data", str(fx.dir), "--problems", str(ids), "--out", str(run)]
+    assert main(argv) == 2  # the oracle has nothing to replay without --solutions
+    assert "--solutions" in capsys.readouterr().err
+    assert main([*argv, "--solutions", str(solutions)]) == 0
+    assert "skipped" in capsys.readouterr().err  # the broken row, with its reason
+    eps = {e.problem_id: e for e in episodes(run)}
+    assert set(eps) == {"9001", "snake"}
+    assert all(e.correct and e.code == fx.references[pid] for pid, e in eps.items())
+
+
+def wait_for(run: Path, n: int, proc, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.stderr.read()
+        if (run / "run.sqlite").exists():
+            try:
+                if len(stored(run)) >= n:
+                    return
+            except sqlite3.OperationalError:  # the table is being made
+                pass
+        time.sleep(0.05)
+    pytest.fail(f"fewer than {n} episodes after {timeout} s")
+
+
+@pytest.mark.parametrize("how", ["kill -9", "Ctrl+C"])
+def test_a_run_stopped_midway_keeps_its_episodes_and_resumes(test_models, tmp_path, how):
+    run = tmp_path / "run"
+    cmd = [EXE, "--human", "oracle", "--assistant", str(test_models.memorizer_gguf), "--dataset", "builtin",
+           "--concurrency", "1", "--out", str(run)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(run, 2, proc)
+        proc.send_signal(signal.SIGKILL if how == "kill -9" else signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    if how == "Ctrl+C":
+        assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err, err
+    kept = stored(run)
+    assert 2 <= len(kept) < 6 and not any(errored for _, _, errored in kept.values())
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert f"ran {6 - len(kept)} episodes" in again.stderr and f"{len(kept)} were already finished" in again.stderr
+    after = stored(run)
+    assert len(after) == 6 and all(after[k] == v for k, v in kept.items())  # not one redone
+
+
+def test_bad_input_is_refused_in_one_line_before_anything_runs(test_models, tmp_path, capsys):
+    mem = str(test_models.memorizer_gguf)
+    run = tmp_path / "run"
+    base = ["--assistant", mem, "--dataset", "builtin", "--out", str(run)]
+    cases = {
+        "no model 'nope.gguf'": ["--human", "oracle", "--assistant", "nope.gguf", "--dataset", "builtin",
+                                 "--out", str(run)],
+        "does not answer": ["--human", "gemma-3-27b", "--human-url", f"http://127.0.0.1:{free_port()}/v1", *base],
+        "cannot read the id file": ["--human", "oracle", "--problems", str(tmp_path / "none.txt"), *base],
+        "--eta is for --policy threshold": ["--human", "oracle", "--eta", "2", *base],
+        "unknown policy": ["--human", "oracle", "--policy", "greedy", *base],
+        "--human-url is for an LLM human": ["--human", "oracle", "--human-url", "http://x/v1", *base],
+    }
+    for expected, argv in cases.items():
+        assert main(argv) == 2, expected
+        err = capsys.readouterr().err
+        assert expected in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+        assert not run.exists(), expected  # refused before a run directory was made
+
+    assert main(["--human", "oracle", *base, "--limit", "1", "--max-rounds", "2"]) == 0
+    capsys.readouterr()
+    assert main(["--human", "oracle", *base, "--limit", "1", "--k-h", "5"]) == 2  # the protocol changed
+    assert "--k-h 10" in capsys.readouterr().err
+    assert main(["report", str(tmp_path / "elsewhere")]) == 2
+    assert "not a benchmark run" in capsys.readouterr().err
