@@ -36,6 +36,7 @@ bench: setup
 	$(BIN)/python bench/tui.py
 	$(BIN)/python bench/label.py
 	$(BIN)/python bench/train.py
+	$(BIN)/python bench/evals.py
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache

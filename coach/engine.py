@@ -86,6 +86,13 @@ class Coach:
             if self._inflight is not None:
                 self._inflight.set()
 
+    def forget(self) -> None:
+        """Drop every remembered suggestion (the cache and the typed-through one): the next
+        request asks the model, as a fresh Coach would (a benchmark's runs start cold)."""
+        with self._state:
+            self._cache.clear()
+            self._last = None
+
     def close(self) -> None:
         self.cancel()
         self.backend.close()

@@ -81,28 +81,28 @@ def parser() -> argparse.ArgumentParser:
                         f"({', '.join(MODELS)} or any served name; default gemma-3-27b)")
     h.add_argument("--human-url", action="append", metavar="URL",
                    help=f"an OpenAI-compatible server of the human (repeat: used round robin; default {DEFAULT_URL})")
-    h.add_argument("--think-tokens", type=int, default=1024, help="the acceptor's answer budget (default 1024)")
-    h.add_argument("--human-temperature", type=float, default=0.0)
+    h.add_argument("--think-tokens", type=int, metavar="N", default=1024, help="the acceptor's answer budget (default 1024)")
+    h.add_argument("--human-temperature", type=float, default=0.0, metavar="T", help="the human's sampling temperature (default 0)")
     h.add_argument("--solutions", metavar="PATH",
                    help="the oracle's references: a JSON object {id: code}, a JSONL of {id, code}, or a directory of ID.py")
-    h.add_argument("--tokenizer", default="regex",
+    h.add_argument("--tokenizer", default="regex", metavar="regex|hf:NAME",
                    help="what counts the tokens read and written: regex (default) or hf:NAME_OR_DIR")
     d = p.add_argument_group("problems")
     d.add_argument("--dataset", choices=["livecodebench", "builtin"], default="livecodebench")
     d.add_argument("--data", metavar="PATH", help="LiveCodeBench's test*.jsonl files (default: download them)")
-    d.add_argument("--release", help="LiveCodeBench version: release_v6, v6, v5_v6, release_latest (default)")
+    d.add_argument("--release", metavar="TAG", help="LiveCodeBench version: release_v6, v6, v5_v6, release_latest (default)")
     d.add_argument("--from", dest="date_from", metavar="DATE", help="contest dates from (YYYY-MM-DD)")
     d.add_argument("--to", dest="date_to", metavar="DATE", help="contest dates up to (YYYY-MM-DD)")
     d.add_argument("--include-errata", action="store_true", help="keep the problems LiveCodeBench lists as faulty")
     d.add_argument("--problems", metavar="IDS_FILE", help="only these problem ids (one a line)")
-    d.add_argument("--limit", type=int, help="the first N problems")
+    d.add_argument("--limit", type=int, metavar="N", help="the first N problems")
     d.add_argument("--offline", action="store_true", help="only what the Hugging Face cache holds")
     r = p.add_argument_group("the run")
     r.add_argument("--out", metavar="RUN_DIR", help="default ./empower-runs/evals/<dataset>-<human>")
-    r.add_argument("--concurrency", type=int, default=8, help="episodes at once (default 8)")
-    r.add_argument("--seed", type=int, default=0)
-    r.add_argument("--k-h", type=int, default=K_H, help=f"tokens the human writes a round at most (default {K_H})")
-    r.add_argument("--max-rounds", type=int, default=MAX_ROUNDS, help=f"rounds per episode at most (default {MAX_ROUNDS})")
+    r.add_argument("--concurrency", type=int, metavar="N", default=8, help="episodes at once (default 8)")
+    r.add_argument("--seed", type=int, metavar="N", default=0)
+    r.add_argument("--k-h", type=int, metavar="N", default=K_H, help=f"tokens the human writes a round at most (default {K_H})")
+    r.add_argument("--max-rounds", type=int, metavar="N", default=MAX_ROUNDS, help=f"rounds per episode at most (default {MAX_ROUNDS})")
     r.add_argument("--start", choices=["empty", "starter"], default="empty",
                    help="the code an episode starts from: nothing (default), or the problem's starter code")
     r.add_argument("--keep-errored", action="store_true", help="do not run again the episodes that errored")
@@ -301,7 +301,7 @@ def run(args) -> int:
 def play(args, problems, assistants, human, human_name, store, coaches, out, console) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from evals.episode import policy_label, run_all
+    from evals.episode import policy_label
     from evals.metrics import summarize
     from evals.report import print_report
 
@@ -339,7 +339,7 @@ def play(args, problems, assistants, human, human_name, store, coaches, out, con
     console.print(f"{len(problems)} problems × {len(assistants)} assistants, human {human_name}, run {out}")
     try:
         with progress:
-            n_run, n_skipped = asyncio.run(run_all(
+            n_run, n_skipped = asyncio.run(_play(
                 problems, assistants, human, store, concurrency=args.concurrency, seed=args.seed,
                 human_name=human_name, k_h=args.k_h, max_rounds=args.max_rounds, progress=done,
                 start=(lambda p: p.starter) if args.start == "starter" else "",
@@ -354,6 +354,16 @@ def play(args, problems, assistants, human, human_name, store, coaches, out, con
     print_report([ep for eps in seen.values() for ep in eps], args.gamma, args.alpha, args.beta)
     console.print(f"[dim]empower-evals report {out}[/] writes report.json and report.png")
     return 0
+
+
+async def _play(problems, assistants, human, store, **options):
+    from evals.episode import run_all
+
+    try:
+        return await run_all(problems, assistants, human, store, **options)
+    finally:
+        if hasattr(human, "aclose"):
+            await human.aclose()
 
 
 def _write_json(path: Path, data) -> None:

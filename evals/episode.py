@@ -25,6 +25,7 @@ import asyncio
 import threading
 import time
 import weakref
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
@@ -130,9 +131,11 @@ def _describe(assistant) -> tuple[str, str]:
 
 async def run_episode(problem, assistant, human, *, k_h: int = K_H, max_rounds: int = MAX_ROUNDS,
                       start: str = "", seed: int = 0, assistant_spec: str | None = None,
-                      policy: str | None = None, human_name: str | None = None) -> Episode:
+                      policy: str | None = None, human_name: str | None = None, executor=None) -> Episode:
     """Play one episode and judge its code. The labels default to the coach's spec and policy
-    and the human's class name."""
+    and the human's class name. The assistant and the judge run in `executor`'s threads (None:
+    the event loop's default pool)."""
+    loop = asyncio.get_running_loop()
     spec, pol = _describe(assistant)
     labels = dict(problem_id=problem.id, assistant=assistant_spec or spec, policy=policy or pol,
                   human=human_name or type(human).__name__.lower(), seed=seed, start=start)
@@ -143,7 +146,7 @@ async def run_episode(problem, assistant, human, *, k_h: int = K_H, max_rounds: 
     try:
         for i in range(max_rounds):
             t0 = time.perf_counter()
-            s = await asyncio.to_thread(_suggest, assistant, code)
+            s = await loop.run_in_executor(executor, _suggest, assistant, code)
             text = s.text
             n_read = len(tok.encode(text)) if text else 0
             action, parsed, thoughts = "none", True, ""
@@ -169,7 +172,7 @@ async def run_episode(problem, assistant, human, *, k_h: int = K_H, max_rounds: 
         return _errored(labels, rounds, code, exc, read, written, taken, accepted, suggested, began)
     except Exception as exc:  # the assistant: a backend down, a model that fails
         return _errored(labels, rounds, code, exc, read, written, taken, accepted, suggested, began)
-    report = await asyncio.to_thread(problem.judge, code)
+    report = await loop.run_in_executor(executor, problem.judge, code)
     failure = report.first_failure
     verdict = ("passed" if report.passed else "compile error" if report.compile_error
                else failure.verdict.value if failure else "not run")
@@ -216,6 +219,9 @@ async def run_all(problems, assistants, human, store, *, concurrency: int = 8, s
             except Exception as exc:  # cannot load: every episode of it is recorded as errored
                 failed[key] = _one_line(exc)
     sem = asyncio.Semaphore(concurrency)
+    # Each episode in flight holds a thread while it waits for the assistant or the judge: the
+    # default pool (cores + 4 threads) would cap concurrency 8 at 6 on 2 cores.
+    pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="episode")
 
     async def one(p, key, label):
         code = start(p) if callable(start) else start
@@ -224,7 +230,8 @@ async def run_all(problems, assistants, human, store, *, concurrency: int = 8, s
                 ep = Episode(p.id, key[0], label, name, seed, code, errored=True, error=failed[key])
             else:
                 ep = await run_episode(p, coaches[key], human, k_h=k_h, max_rounds=max_rounds, start=code,
-                                       seed=seed, assistant_spec=key[0], policy=label, human_name=name)
+                                       seed=seed, assistant_spec=key[0], policy=label, human_name=name,
+                                       executor=pool)
             store.add(ep)
             if progress is not None:
                 progress(ep)
@@ -232,6 +239,9 @@ async def run_all(problems, assistants, human, store, *, concurrency: int = 8, s
     try:
         await asyncio.gather(*(one(*t) for t in todo))
     finally:
+        # Waits for the threads in flight (a suggestion, a judge's run): a coach must not be
+        # closed under a generation.
+        pool.shutdown(wait=True, cancel_futures=True)
         for key, c in coaches.items():
             if key not in (prebuilt or {}):
                 c.close()

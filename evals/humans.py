@@ -273,8 +273,11 @@ class LLMHuman:
 
         retry = (openai.APIConnectionError, openai.InternalServerError, openai.RateLimitError)
         last: Exception | None = None
+        # Round robin over the servers; a retry goes to the next server after the one that
+        # failed (a shared cycle could hand one request the dead server every time).
+        first = next(self._next)
         for attempt in range(self.attempts):
-            client = self.clients[next(self._next)]
+            client = self.clients[(first + attempt) % len(self.clients)]
             try:
                 r = await client.chat.completions.create(
                     model=self.model, messages=messages, max_tokens=max_tokens,
@@ -289,6 +292,12 @@ class LLMHuman:
                 raise HumanError(f"{self.model} at {client.base_url}: {type(exc).__name__}: {exc}") from exc
         raise HumanError(f"{self.model}: no answer after {self.attempts} attempts "
                          f"({type(last).__name__}: {last})") from last
+
+    async def aclose(self) -> None:
+        """Close the HTTP clients, in the event loop that used them (left to the garbage
+        collector, they would be closed in a later loop, which fails)."""
+        for client in self.clients:
+            await client.close()
 
     async def decide(self, problem, code: str, suggestion: str) -> Decision:
         text, _ = await self._chat(prompts.acceptor(problem, code, suggestion), self.think_tokens)

@@ -1,0 +1,366 @@
+"""Benchmark runs: episodes/minute with the oracle and with an LLM human, and resuming a killed run.
+
+    python bench/evals.py [--episodes 24] [--llm-episodes 24] [--think 256] [--rounds 4] [--repeats 3]
+                          [--quick] [--check] [--out bench/out/evals.json]
+
+The assistant is tests/models.py's memorizer GGUF in process (one Coach per part, shared by the
+episodes of a run as run_all shares it, built and warmed up untimed; its suggestion cache is
+emptied before each timed run). The 6 built-in problems are copied under new ids (bank#0,
+bank#1, ...) to make more episodes: run_all takes one seed a call, each call with its own
+semaphore, so 4 seeds would be 4 calls of 6 episodes, never 8 in flight. Three figures, one run:
+
+1. oracle human, policy base: episodes/minute at concurrency 8 ÷ at 1, timed interleaved (1, 8,
+   then 8, 1, ...). No target: it is judge-bound. The assistant is one model behind a lock; what
+   overlaps is the judge (each program's tests in a sandboxed subprocess): its share of episode
+   time at concurrency 1 is printed beside. On 2 cores there is little room to overlap into.
+2. LLM human (make_human("llm"), model "memorizer"), concurrency 8: two llama.cpp servers ÷ one
+   (target ≥ 1.6), timed interleaved (1, 2, then 2, 1, ...). Each server is `python -m
+   llama_cpp.server` on the memorizer with --n_threads 1 --n_threads_batch 1: one core each, 2
+   servers on this 2-core machine against 1. The human thinks up to --think tokens a decision
+   so that its servers' time dominates; the assistant is base-8 with n_threads=1 (llama.cpp's
+   prompt threads stay at its default); episodes stop after --rounds rounds. The memorizer's
+   1,024-token context cannot hold a statement (1,000-1,700 tokens), so the human reads only the
+   title; the tiny model's nonsense counts as reject, and its code fails to compile (a cheap
+   judge). Beside: the tokens the servers generated a second, and the cores kept busy by this
+   process with the judge's workers, by the servers and by other processes (/proc/stat).
+3. resume: a child process (`--child`) runs the oracle episodes at concurrency 1 into a run
+   directory; once 2 are stored its process group gets SIGKILL. The same run_all then runs again
+   in this process: it must run exactly the episodes not stored, leave every stored row as it
+   was (same `created`) and end with each episode stored once. Target: 0 redone.
+
+On 2026-11-22 (2 cores, nothing else running; 3 minutes): oracle 230 vs 153 episodes/min, 1.50×
+(the judge 80% of episode time at 1; 1.37× before run_all had a thread per episode in flight);
+LLM human 94 vs 58, 1.62× (1.74× in an earlier run); redone 0 of 2. Two servers fall short of
+2× because the machine is full: they kept 1.68 cores busy, this process with the judge's
+workers 0.19, and each server generates ~7% fewer tokens per CPU second beside the other.
+Single-server runs vary by ±6% from run to run; --quick runs too few episodes (one batch of 8)
+for the ratio to be held to its target.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import json
+import os
+import resource
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+from rich.console import Console
+from rich.table import Table
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from coach.engine import Coach  # noqa: E402
+from evals.episode import run_all  # noqa: E402
+from evals.humans import make_human  # noqa: E402
+from evals.metrics import summarize  # noqa: E402
+from evals.problems import load  # noqa: E402
+from evals.store import Store  # noqa: E402
+from tests.models import build  # noqa: E402
+from tests.servers import free_port  # noqa: E402
+
+LLM_TARGET = 1.6
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def copies(n: int, short: bool = False) -> list:
+    """n episodes' problems: the built-in ones, copied under ids NAME#k (short: title as statement)."""
+    base = load("builtin")
+    if short:
+        base = [dataclasses.replace(p, statement=p.title, starter="") for p in base]
+    return [dataclasses.replace(p, id=f"{p.id}#{i // len(base)}") for i, p in
+            enumerate(base * -(-n // len(base)))][:n]
+
+
+def cpu_s(pid: int | None = None) -> float:
+    """CPU seconds (user + system) of a process; pid None: this one's threads and its reaped
+    children (the judge's sandboxed workers)."""
+    if pid is None:
+        me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def busy_s() -> float:
+    """CPU seconds the whole machine has spent busy since boot (all cores, all processes)."""
+    t = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (t[0] + t[1] + t[2] + t[5] + t[6]) / TICK  # user, nice, system, irq, softirq
+
+
+def count_usage(human) -> dict:
+    """Count the requests and tokens of the servers' answers to `human` (each answer's usage)."""
+    counts = {"requests": 0, "completion_tokens": 0, "prompt_tokens": 0}
+    for client in human.clients:
+        create = client.chat.completions.create
+
+        async def counted(*args, _create=create, **kwargs):
+            r = await _create(*args, **kwargs)
+            counts["requests"] += 1
+            if r.usage is not None:
+                counts["completion_tokens"] += r.usage.completion_tokens
+                counts["prompt_tokens"] += r.usage.prompt_tokens
+            return r
+        client.chat.completions.create = counted
+    return counts
+
+
+async def timed(problems, key, coach, human, concurrency: int, **kw) -> dict:
+    """One run into a fresh temporary store: its wall time, CPU and episodes (an LLM human's
+    clients are closed after it)."""
+    coach.forget()  # a run starts cold: no suggestion served from an earlier run's cache
+    with tempfile.TemporaryDirectory() as d:
+        store = Store.open(d)
+        t0, c0, b0 = time.perf_counter(), cpu_s(), busy_s()
+        n_run, _ = await run_all(problems, [key], human, store, concurrency=concurrency, coaches={key: coach}, **kw)
+        seconds, cpu, busy = time.perf_counter() - t0, cpu_s() - c0, busy_s() - b0
+        eps = store.episodes()
+        store.close()
+    if hasattr(human, "aclose"):  # an LLM human's clients: closed in their own event loop
+        await human.aclose()
+    assert n_run == len(eps) == len(problems), (n_run, len(eps))
+    return {"seconds": seconds, "episodes": len(eps), "per_minute": 60 * len(eps) / seconds, "cpu_s": cpu,
+            "machine_busy_s": busy,
+            "errored": sum(e.errored for e in eps), "correct": sum(e.correct for e in eps),
+            "rounds": sum(len(e.rounds) for e in eps), "episode_s": sum(e.seconds for e in eps),
+            "judge_s": sum(e.seconds - sum(r.seconds for r in e.rounds) for e in eps),
+            "errors": sorted({e.error for e in eps if e.errored})[:3], "summary": dataclasses.asdict(summarize(eps))}
+
+
+def pooled(runs: list[dict]) -> float:
+    return 60 * sum(r["episodes"] for r in runs) / sum(r["seconds"] for r in runs)
+
+
+def bench_oracle(args, spec: str) -> dict:
+    problems, key = copies(args.episodes), (spec, "base", None)
+    coach, human = Coach.from_spec(*key), make_human("oracle")
+    try:
+        asyncio.run(timed(copies(6), key, coach, human, 8))  # warm-up: model, judge, the coach's window
+        runs = {1: [], 8: []}
+        for i in range(args.repeats):
+            for c in ((1, 8) if i % 2 == 0 else (8, 1)):
+                runs[c].append(asyncio.run(timed(problems, key, coach, human, c)))
+    finally:
+        coach.close()
+    one, eight = pooled(runs[1]), pooled(runs[8])
+    judge_share = sum(r["judge_s"] for r in runs[1]) / sum(r["episode_s"] for r in runs[1])
+    return {"per_minute_c1": one, "per_minute_c8": eight, "ratio": eight / one, "judge_share_c1": judge_share,
+            "episodes": len(problems), "runs": {str(c): r for c, r in runs.items()}}
+
+
+def start_server(gguf: Path, log: Path) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1",
+           "--port", str(port), "--n_ctx", "1024", "--model_alias", "memorizer", "--verbose", "False",
+           "--interrupt_requests", "False", "--n_threads", "1", "--n_threads_batch", "1"]
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    return proc, f"http://127.0.0.1:{port}/v1"
+
+
+def wait_ready(proc: subprocess.Popen, url: str, log: Path, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"llama_cpp.server exited with {proc.returncode}:\n{log.read_text()[-2000:]}")
+        try:
+            if httpx.get(f"{url}/models", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"llama_cpp.server did not answer within {timeout:.0f} s:\n{log.read_text()[-2000:]}")
+        time.sleep(0.1)
+
+
+def bench_llm(args, gguf: Path, logdir: Path) -> dict:
+    problems, key = copies(args.llm_episodes, short=True), (str(gguf), "base-8", None)
+    servers = []
+    try:
+        for i in range(2):
+            servers.append((*start_server(gguf, logdir / f"server{i}.log"), logdir / f"server{i}.log"))
+        for proc, url, log in servers:
+            wait_ready(proc, url, log)
+        urls, pids = [url for _, url, _ in servers], [proc.pid for proc, _, _ in servers]
+        coach = Coach.from_spec(*key, backend_options={"n_threads": 1})
+        kw = dict(max_rounds=args.rounds, human_name="llm-memorizer")
+
+        def human(n: int):
+            return make_human("llm", model="memorizer", urls=urls[:n], think_tokens=args.think)
+
+        try:
+            asyncio.run(timed(copies(4, short=True), key, coach, human(2), 8, **kw))  # warm-up: both servers
+            runs = {1: [], 2: []}
+            for i in range(args.repeats):
+                for n in ((1, 2) if i % 2 == 0 else (2, 1)):
+                    h = human(n)
+                    usage, s0 = count_usage(h), [cpu_s(p) for p in pids]
+                    r = asyncio.run(timed(problems, key, coach, h, 8, **kw))
+                    r.update(usage, servers_cpu_s=[cpu_s(p) - s for p, s in zip(pids, s0)])
+                    runs[n].append(r)
+        finally:
+            coach.close()
+    finally:
+        for proc, _, _ in servers:
+            proc.terminate()
+        for proc, _, _ in servers:
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+    one, two = pooled(runs[1]), pooled(runs[2])
+    tokens = {n: sum(r["completion_tokens"] for r in rs) / sum(r["seconds"] for r in rs) for n, rs in runs.items()}
+    return {"per_minute_1": one, "per_minute_2": two, "ratio": two / one, "target": LLM_TARGET,
+            "passed": two / one >= LLM_TARGET, "tokens_per_s": {str(n): t for n, t in tokens.items()},
+            "cores_busy": {str(n): cores(rs) for n, rs in runs.items()}, "episodes": len(problems),
+            "runs": {str(n): r for n, r in runs.items()}}
+
+
+def cores(runs: list[dict]) -> dict:
+    """Cores kept busy over the runs (CPU seconds ÷ wall seconds): this process with the judge's
+    workers, the servers, and the rest of the machine (other processes)."""
+    wall = sum(r["seconds"] for r in runs)
+    out = {"bench": sum(r["cpu_s"] for r in runs) / wall,
+           "servers": sum(sum(r.get("servers_cpu_s", ())) for r in runs) / wall,
+           "machine": sum(r["machine_busy_s"] for r in runs) / wall}
+    return {**out, "others": max(0.0, out["machine"] - out["bench"] - out["servers"])}
+
+
+def stored(db: Path) -> dict[tuple, float]:
+    """The keys of the episodes in a run's SQLite file and their `created` (read as sqlite3 reads)."""
+    if not db.exists():
+        return {}
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
+    try:
+        return {tuple(r[:5]): r[5] for r in conn.execute(
+            "select problem_id, assistant, policy, human, seed, created from episodes")}
+    except sqlite3.OperationalError:  # the table is not created yet
+        return {}
+    finally:
+        conn.close()
+
+
+def child(run_dir: str, n: int, spec: str) -> None:
+    """The resume figure's victim: the oracle episodes at concurrency 1 into run_dir, until killed."""
+    asyncio.run(run_all(copies(n), [(spec, "base", None)], make_human("oracle"), Store.open(run_dir), concurrency=1))
+
+
+def bench_resume(args, spec: str, run_dir: Path) -> dict:
+    db, total = run_dir / "run.sqlite", args.episodes
+    proc = subprocess.Popen([sys.executable, __file__, "--child", str(run_dir), "--episodes", str(total),
+                             "--model", spec], start_new_session=True)
+    deadline = time.monotonic() + 300
+    try:
+        while len(stored(db)) < 2:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the child run ended ({proc.returncode}) before 2 episodes were stored")
+            time.sleep(0.02)
+    finally:
+        with contextlib.suppress(ProcessLookupError):  # kill -9: the child and what it started in its group
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    before = stored(db)
+    store = Store.open(run_dir)
+    t0 = time.perf_counter()
+    n_run, n_skipped = asyncio.run(run_all(copies(total), [(spec, "base", None)], make_human("oracle"), store,
+                                           concurrency=1))
+    seconds = time.perf_counter() - t0
+    keys = [e.key for e in store.episodes()]
+    store.close()
+    after = stored(db)
+    changed = sum(after.get(k) != t for k, t in before.items())
+    redone = changed + max(0, n_run - (total - len(before)))
+    ok = (n_run == total - len(before) and n_skipped == len(before) and changed == 0
+          and len(keys) == len(set(keys)) == total)
+    return {"total": total, "stored_at_kill": len(before), "run_after": n_run, "skipped_after": n_skipped,
+            "rows_changed": changed, "redone": redone, "final_episodes": len(keys), "final_unique": len(set(keys)),
+            "child_returncode": proc.returncode, "resume_s": seconds, "passed": ok and redone == 0}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--episodes", type=int, default=24, help="oracle episodes a run (and the resume run)")
+    parser.add_argument("--llm-episodes", type=int, default=24, help="LLM-human episodes a run")
+    parser.add_argument("--think", type=int, default=256, help="the LLM human's think_tokens")
+    parser.add_argument("--rounds", type=int, default=4, help="max_rounds of an LLM-human episode")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs of each setting (interleaved)")
+    parser.add_argument("--quick", action="store_true", help="a smoke run: 12 and 8 episodes, 1 repeat (too few for the LLM target)")
+    parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
+    parser.add_argument("--model", help="the memorizer GGUF (default: tests/models.py's)")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench/out/evals.json")
+    parser.add_argument("--child", metavar="RUN_DIR", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        return child(args.child, args.episodes, args.model)
+    if args.quick:
+        args.episodes, args.llm_episodes, args.repeats = 12, 8, 1
+    console = Console(width=None if sys.stdout.isatty() else 132)
+    gguf = Path(args.model) if args.model else build(ROOT / ".cache/test-models").memorizer_gguf
+    spec, began, load0 = str(gguf), time.perf_counter(), os.getloadavg()
+    with tempfile.TemporaryDirectory(prefix="bench-evals-") as tmp:
+        with console.status("oracle: concurrency 1 and 8"):
+            oracle = bench_oracle(args, spec)
+        with console.status("LLM human: one llama.cpp server and two"):
+            llm = bench_llm(args, gguf, Path(tmp))
+        with console.status("resume: a run killed with SIGKILL, then run again"):
+            resume = bench_resume(args, spec, Path(tmp) / "resume")
+    took = time.perf_counter() - began
+
+    runs = Table(title=f"Timed runs ({os.cpu_count()} cores; load average {load0[0]:.2f} at the start)")
+    for col in ("setting", "runs", "episodes", "seconds", "episodes/min", "errored", "cores busy: bench",
+                "servers", "others"):
+        runs.add_column(col, justify="left" if col == "setting" else "right")
+    for label, rs in [(f"oracle, concurrency {c}", oracle["runs"][str(c)]) for c in (1, 8)] + \
+                     [(f"LLM human, {n} server{'s' * (n > 1)}", llm["runs"][str(n)]) for n in (1, 2)]:
+        busy = cores(rs)
+        runs.add_row(label, str(len(rs)), str(sum(r["episodes"] for r in rs)), f"{sum(r['seconds'] for r in rs):.1f}",
+                     f"{pooled(rs):.1f}", str(sum(r["errored"] for r in rs)), f"{busy['bench']:.2f}",
+                     f"{busy['servers']:.2f}", f"{busy['others']:.2f}")
+    console.print(runs)
+    others = llm["cores_busy"]["2"]["others"]
+    if others > 0.2:
+        console.print(f"[yellow]other processes kept {others:.2f} cores busy during the two-server runs: "
+                      "the servers could not have both cores, and the ratio reads low[/]")
+    figures = Table(title="Figures (one run, interleaved)")
+    for col in ("figure", "measured", "side by side", "target", ""):
+        figures.add_column(col, justify="left" if col == "figure" else "right")
+    figures.add_row("oracle: episodes/min at concurrency 8 ÷ 1 (judge-bound)", f"{oracle['ratio']:.2f}×",
+                    f"{oracle['per_minute_c8']:.1f} vs {oracle['per_minute_c1']:.1f}; judge "
+                    f"{100 * oracle['judge_share_c1']:.0f}% of episode time at 1", "—", "")
+    tps = llm["tokens_per_s"]
+    figures.add_row("LLM human: episodes/min, two servers ÷ one", f"{llm['ratio']:.2f}×",
+                    f"{llm['per_minute_2']:.1f} vs {llm['per_minute_1']:.1f}; server tokens/s "
+                    f"{tps['2']:.0f} vs {tps['1']:.0f}", f"≥ {LLM_TARGET:g}×",
+                    "[green]PASS[/]" if llm["passed"] else "[red]FAIL[/]")
+    figures.add_row("resume after kill -9: finished episodes redone", f"{resume['redone']} of {resume['stored_at_kill']}",
+                    f"run again {resume['run_after']}, skipped {resume['skipped_after']}, rows changed "
+                    f"{resume['rows_changed']}, final {resume['final_unique']}/{resume['total']}", "0",
+                    "[green]PASS[/]" if resume["passed"] else "[red]FAIL[/]")
+    console.print(figures)
+    console.print(f"redone: {resume['redone']} of {resume['stored_at_kill']} finished; took {took:.0f} s")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({
+        "oracle": oracle, "llm": llm, "resume": resume, "cores": os.cpu_count(), "load_average_start": load0,
+        "load_average_end": os.getloadavg(), "seconds": took, "model": spec,
+        "settings": {k: v for k, v in vars(args).items() if k not in ("out", "child", "check")},
+        "timing": "interleaved: oracle 1, 8, 8, 1, ...; LLM 1 server, 2, 2, 1, ...; each after an untimed warm-up"},
+        indent=2, default=str))
+    console.print(f"wrote {args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out}")
+    if args.check and not (llm["passed"] and resume["passed"]):
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
