@@ -98,6 +98,12 @@ class Coach:
         self.backend.close()
 
     # ------------------------------------------------------------ internals
+    def fit_window(self, sample: str) -> None:
+        """Size the prompt window now, on `sample` (at least 2,000 characters of code), instead
+        of on the first long file asked about: a benchmark's suggestions then do not depend on
+        which episode came first."""
+        self._fit_window(sample)
+
     def _fit_window(self, prefix: str) -> None:
         sample = prompts.window(prefix, self.max_prompt_chars)
         if self._fitted or len(sample) < 2000:
