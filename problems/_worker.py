@@ -7,6 +7,11 @@ PID 1 of a fresh PID namespace). It reads frames on fd 0 and answers on fd 1:
     {"op": "run", "timeout": s, "lens": {"input": n}} + input bytes
                                                           -> {"exit": ..., "lens": {...}} + bytes
 
+A run is one of three kinds of test: the program reads stdin (the request has no more); it
+defines `Solution` and `func_name` is called on `args`; or HumanEval's: after the program, the
+request's `check` code runs in the program's namespace and `check(<func_name>)` is called.
+What a functional or check test returns comes back on fd 3 as JSON.
+
 Each test runs in a child forked from this already-started interpreter, so a test costs a fork
 instead of an interpreter start-up; the child is as fresh as a new interpreter (nothing the
 program did in an earlier test survives), with stdin/stdout/stderr as real pipes.
@@ -20,6 +25,7 @@ import atexit
 import ctypes
 import io
 import json
+import linecache
 import os
 import resource
 import select
@@ -38,6 +44,7 @@ MS_REC, MS_PRIVATE, MS_RELATIME, MS_STRICTATIME = 16384, 1 << 18, 1 << 21, 1 << 
 LOCKED_FLAGS = {"nosuid": MS_NOSUID, "nodev": MS_NODEV, "noexec": MS_NOEXEC,
                 "noatime": MS_NOATIME, "nodiratime": MS_NODIRATIME, "relatime": MS_RELATIME}
 CHUNK = 1 << 16
+CHECK = "<check>"  # the file name of a HumanEval test's code in tracebacks
 
 
 # ---------------------------------------------------------------- framing
@@ -199,31 +206,63 @@ def child(code, path: str, cfg: dict, req: dict, fds: dict[str, int]) -> None:
     sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), "utf-8",
                                   errors="backslashreplace", line_buffering=True)
     sys.argv = [path]
-    main = types.ModuleType("__main__")
+    # A program under a HumanEval check is a module, not a script: as in HumanEval's own runs,
+    # its `if __name__ == "__main__":` block does not run.
+    main = types.ModuleType("solution" if "check" in req else "__main__")
     main.__file__ = path
     main.__builtins__ = __builtins__
-    sys.modules["__main__"] = main
+    sys.modules["__main__"] = sys.modules[main.__name__] = main
     status = 0
     try:
         exec(code, main.__dict__)
         func = req.get("func_name")
-        if func:
+        if "check" in req:  # HumanEval's order: program, test code, check(entry point)
+            test = f"{req['check']}\ncheck({func})\n"
+            linecache.cache[CHECK] = (len(test), None, test.splitlines(True), CHECK)  # for tracebacks
+            exec(compile(test, CHECK, "exec", dont_inherit=True), main.__dict__)
+            _result({"passed": True})
+        elif func:
             args = [json.loads(line) for line in req["args"]]
-            result = getattr(main.__dict__["Solution"](), func)(*args)
-            with open(3, "w", closefd=False) as out:
-                out.write(json.dumps(result))
+            # LiveCodeBench's rule: Solution().func, or a module-level func where there is no class
+            solution = main.__dict__.get("Solution")
+            _result((getattr(solution(), func) if solution is not None else main.__dict__[func])(*args))
         _finish_threads()
     except SystemExit as exc:
         status = _exit_status(exc.code)
     except BaseException as exc:  # the program's own error: report it as the interpreter would
         # Drop this function's frame, so the traceback starts in the program like a fresh one.
-        traceback.print_exception(type(exc), exc, exc.__traceback__.tb_next)
-        status = 1
+        # The interpreter's own printer (C): traceback.print_exception walks every frame in
+        # Python, seconds for a 100,000-deep recursion, which the time limit would then charge.
+        exc = exc.with_traceback(exc.__traceback__.tb_next)  # the C printer reads this one
+        sys.__excepthook__(type(exc), exc, exc.__traceback__)
+        if failed := _failed_check(exc):  # the check's own assert: a wrong answer, not an error
+            _result({"passed": False, "message": failed})
+        else:
+            status = 1
     try:
         sys.stdout.flush()
     except BaseException:
         status = status or 1
     os._exit(status)
+
+
+def _result(value) -> None:
+    # A value JSON cannot hold (a set, an object) is written as its repr in a marker object:
+    # it then differs from every expected answer, a wrong answer as LiveCodeBench judges it.
+    text = json.dumps(value, default=lambda o: {"<not JSON>": repr(o)[:200]})
+    with open(3, "w", closefd=False) as out:
+        out.write(text)
+
+
+def _failed_check(exc: BaseException) -> str:
+    """'line N: <the assert>' when `exc` is an assert of the check code failing, else ''."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if not isinstance(exc, AssertionError) or tb is None or tb.tb_frame.f_code.co_filename != CHECK:
+        return ""
+    line = linecache.getline(CHECK, tb.tb_lineno).strip()
+    return f"line {tb.tb_lineno}: {line if len(line) <= 120 else line[:119] + '…'}"
 
 
 def _finish_threads() -> None:

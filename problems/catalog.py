@@ -25,8 +25,8 @@ class TestCase:
     __test__ = False  # not a pytest class
 
     name: str
-    input: str  # stdin; for functional problems, one JSON argument per line
-    output: str  # expected stdout; for functional problems, the JSON return value
+    input: str  # stdin; for functional problems, one JSON argument per line; for check, its code
+    output: str  # expected stdout; for functional problems, the JSON return value; check: unused
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,9 @@ class Problem:
     title: str
     statement: str
     tests: tuple[TestCase, ...]
-    kind: str = "stdin"  # "stdin" or "functional" (LeetCode style: Solution().func_name(*args))
+    # "stdin", "functional" (LeetCode style: Solution().func_name(*args)) or "check" (HumanEval
+    # style: the test's code defines check(candidate), called on the program's func_name)
+    kind: str = "stdin"
     func_name: str | None = None
     summary: str = ""
     time_limit_s: float = 2.0

@@ -156,10 +156,15 @@ class Worker:
     def alive(self) -> bool:
         return self._proc.poll() is None
 
-    def run(self, stdin: str, timeout: float, func_name: str | None = None) -> RawRun:
+    def run(self, stdin: str, timeout: float, func_name: str | None = None, kind: str = "stdin") -> RawRun:
+        """Run the program once. `stdin` is its input; for a functional test, the arguments of
+        `func_name` (one JSON value a line); for a check test, the code that defines check()."""
         req = {"op": "run", "timeout": timeout}
-        if func_name:
+        if kind == "functional":
             req.update(func_name=func_name, args=stdin.splitlines())
+            stdin = ""
+        elif kind == "check":
+            req.update(func_name=func_name, check=stdin)
             stdin = ""
         reply = self._exchange(req, {"input": stdin.encode()}, timeout + GRACE_S)
         if reply is None:

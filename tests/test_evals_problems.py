@@ -208,7 +208,7 @@ def test_bad_input_gives_one_clear_line(fx, tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ProblemsError, match="no LiveCodeBench files in .*empty: expected test.jsonl"):
         load("livecodebench", path=tmp_path / "empty")
-    with pytest.raises(ProblemsError, match="unknown dataset 'lcb'; the datasets are: builtin, livecodebench"):
+    with pytest.raises(ProblemsError, match="unknown dataset 'lcb'; the datasets are: builtin, humaneval, livecodebench"):
         load("lcb")
     with pytest.raises(ProblemsError, match="dataset 'builtin': .*release"):
         load("builtin", release="v1")
