@@ -12,8 +12,12 @@ $(BIN)/python:
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
+# nvidia-livecodebench: LiveCodeBench's own grader, which tests/test_judge_lcb_grader.py checks
+# the judge against; only its testing_util.py is loaded, so none of its dependencies (dozens of
+# API clients) are installed.
 $(STAMP): pyproject.toml constraints.txt | $(BIN)/python
 	$(BIN)/pip install -c constraints.txt -e '.[test]'
+	$(BIN)/pip install --no-deps nvidia-livecodebench==26.3
 	touch $(STAMP)
 
 setup: $(STAMP)
