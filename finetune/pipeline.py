@@ -205,6 +205,11 @@ def valid_rule(rule: str) -> bool:
     return rule in RULES or (rule.startswith("sft-") and rule[4:].isdigit() and int(rule[4:]) > 0)
 
 
+# The built-in model that is trained (and measures what is obvious) when none is named: a Llama,
+# so its trained GGUF can be exported (Gemma 3 has no GGUF writer here).
+DEFAULT_BASE = "smollm2-135m"
+
+
 def local_spec(spec: str) -> str:
     """A spec that names a local file or directory, as an absolute path (the run works from any
     directory later); any other spec as it is."""
@@ -540,8 +545,9 @@ def parser() -> argparse.ArgumentParser:
         description="Train an assistant on your own code: scan DIR, label it, LoRA-train the base model, "
                     "export it (GGUF) and register it under a name for empower-tui --model NAME.")
     p.add_argument("dir", metavar="DIR", help="your code: a git repository or any directory")
-    p.add_argument("--base", required=True, metavar="SPEC", help="the model to train (a transformers model: "
-                   "a directory, a Hub id or a configured name)")
+    p.add_argument("--base", default=DEFAULT_BASE, metavar="SPEC",
+                   help="the model to train (a transformers model: a directory, a Hub id, a configured name, "
+                        f"or a built-in model; default {DEFAULT_BASE})")
     p.add_argument("--estimator", metavar="SPEC", help="the model that measures what is obvious (default: the base)")
     p.add_argument("--eta", type=float, default=0.32, metavar="BITS",
                    help="η: suggest the longest continuation under η bits (default 0.32)")
@@ -615,7 +621,7 @@ def configure(args) -> tuple[PipelineConfig, Path]:
         from coach.specs import resolve
 
         try:
-            kind = resolve(args.estimator).kind
+            kind = resolve(args.estimator, engine="hf").kind
         except CoachError as exc:
             raise PipelineError(f"the estimator does not load: {exc}") from None
         if kind not in ("hf", "adapter"):

