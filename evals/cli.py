@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import sys
@@ -77,10 +78,15 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("--format", choices=["completion", "chat"], help="the assistants' prompt format (default: the model's)")
     h = p.add_argument_group("the simulated human")
     h.add_argument("--human", default="gemma-3-27b",
-                   help=f"`oracle` (replays a reference solution; no server), or a chat model's name "
-                        f"({', '.join(MODELS)} or any served name; default gemma-3-27b)")
+                   help=f"`oracle` (replays a reference solution; no server), a built-in model "
+                        f"(smollm2-135m, gemma-3-270m: served here by llama.cpp), or a served model's name "
+                        f"({', '.join(MODELS)} or any; default gemma-3-27b)")
     h.add_argument("--human-url", action="append", metavar="URL",
                    help=f"an OpenAI-compatible server of the human (repeat: used round robin; default {DEFAULT_URL})")
+    h.add_argument("--human-mode", choices=["chat", "completion"],
+                   help="chat (an instruct model: it reasons, then answers) or completion (a base model: "
+                        "plain-text prompts, the answer read from log-probabilities); default: completion "
+                        "for a built-in base model, else chat")
     h.add_argument("--think-tokens", type=int, metavar="N", default=1024, help="the acceptor's answer budget (default 1024)")
     h.add_argument("--human-temperature", type=float, default=0.0, metavar="T", help="the human's sampling temperature (default 0)")
     h.add_argument("--solutions", metavar="PATH",
@@ -207,7 +213,7 @@ def load_coaches(assistants, fmt: str | None, console) -> dict:
     return coaches
 
 
-def make_the_human(args, problems):
+def make_the_human(args, problems, stack, console):
     from evals.humans import HumanError, make_human
 
     try:
@@ -219,10 +225,26 @@ def make_the_human(args, problems):
                 raise EvalsError(f"the oracle human needs a reference solution; {len(missing)} of {len(problems)} "
                                  f"problems have none ({', '.join(missing[:3])}…): give them with --solutions")
             return make_human("oracle", tokenizer=args.tokenizer), "oracle"
-        urls = args.human_url or [DEFAULT_URL]
-        check_servers(urls, args.human)
+        from coach.builtin import BUILTINS
+        from coach.types import CoachError
+        from evals.local_server import ServerError, serve_gguf
+
+        builtin = BUILTINS.get(args.human)
+        mode = args.human_mode or ("completion" if builtin is not None and not builtin.chat else "chat")
+        if builtin is not None and not args.human_url:
+            # a built-in model serves as the human from llama.cpp's own server, started here,
+            # so that the same client code runs as against vLLM
+            try:
+                gguf = builtin.gguf()
+                with console.status(f"starting llama.cpp's server for the human {args.human}…"):
+                    urls = [stack.enter_context(serve_gguf(gguf, args.human))]
+            except (CoachError, ServerError) as exc:
+                raise EvalsError(f"the human {args.human}: {exc}") from None
+        else:
+            urls = args.human_url or [DEFAULT_URL]
+            check_servers(urls, args.human)
         h = make_human("llm", model=args.human, urls=urls, think_tokens=args.think_tokens,
-                       temperature=args.human_temperature, seed=args.seed, tokenizer=args.tokenizer)
+                       temperature=args.human_temperature, seed=args.seed, tokenizer=args.tokenizer, mode=mode)
         return h, h.model
     except HumanError as exc:
         raise EvalsError(str(exc)) from None
@@ -275,33 +297,35 @@ def run(args) -> int:
     problems = load_problems(args)
     for s in problems.skipped:
         console.print(f"[yellow]skipped[/] {s.where}: {s.reason}")
-    human, human_name = make_the_human(args, problems)
-    out = Path(args.out or f"empower-runs/evals/{args.dataset}-{human_name.rsplit('/', 1)[-1]}")
-    config = {"assistants": [list(a) for a in assistants], "human": human_name,
-              "human_urls": args.human_url or ([] if args.human == "oracle" else [DEFAULT_URL]),
-              "think_tokens": args.think_tokens, "human_temperature": args.human_temperature,
-              "dataset": args.dataset, "data": args.data, "release": args.release, "from": args.date_from,
-              "to": args.date_to, "include_errata": args.include_errata, "problems": [p.id for p in problems],
-              "skipped_rows": [[s.where, s.reason] for s in problems.skipped],
-              "excluded": list(problems.excluded), "solutions": args.solutions, "format": args.format,
-              "k_h": args.k_h, "max_rounds": args.max_rounds, "start": args.start, "tokenizer": args.tokenizer,
-              "seed": args.seed, "concurrency": args.concurrency, "argv": sys.argv[1:], "started": time.time()}
-    try:
-        store = Store.open(out)
-    except StoreError as exc:
-        raise EvalsError(str(exc)) from None
-    try:
-        check_protocol(store, config, out)
-        coaches = load_coaches(assistants, args.format, console)
+    with contextlib.ExitStack() as stack:  # the human's own server, when it is started here
+        human, human_name = make_the_human(args, problems, stack, console)
+        out = Path(args.out or f"empower-runs/evals/{args.dataset}-{human_name.rsplit('/', 1)[-1]}")
+        config = {"assistants": [list(a) for a in assistants], "human": human_name,
+                  "human_urls": [str(c.base_url) for c in getattr(human, "clients", [])],
+                  "human_mode": getattr(human, "mode", None), "think_tokens": args.think_tokens,
+                  "human_temperature": args.human_temperature,
+                  "dataset": args.dataset, "data": args.data, "release": args.release, "from": args.date_from,
+                  "to": args.date_to, "include_errata": args.include_errata, "problems": [p.id for p in problems],
+                  "skipped_rows": [[s.where, s.reason] for s in problems.skipped],
+                  "excluded": list(problems.excluded), "solutions": args.solutions, "format": args.format,
+                  "k_h": args.k_h, "max_rounds": args.max_rounds, "start": args.start, "tokenizer": args.tokenizer,
+                  "seed": args.seed, "concurrency": args.concurrency, "argv": sys.argv[1:], "started": time.time()}
         try:
-            store.add_run(config)
-            _write_json(out / "config.json", config)
-            return play(args, problems, assistants, human, human_name, store, coaches, out, console)
+            store = Store.open(out)
+        except StoreError as exc:
+            raise EvalsError(str(exc)) from None
+        try:
+            check_protocol(store, config, out)
+            coaches = load_coaches(assistants, args.format, console)
+            try:
+                store.add_run(config)
+                _write_json(out / "config.json", config)
+                return play(args, problems, assistants, human, human_name, store, coaches, out, console)
+            finally:
+                for c in coaches.values():
+                    c.close()
         finally:
-            for c in coaches.values():
-                c.close()
-    finally:
-        store.close()
+            store.close()
 
 
 def play(args, problems, assistants, human, human_name, store, coaches, out, console) -> int:

@@ -94,3 +94,44 @@ def acceptor(problem, code: str, suggestion: str) -> list[dict]:
     user = ACCEPTOR_USER.format(statement=statement(problem), code=code, proposed=code + suggestion,
                                 diff=diff(code, suggestion))
     return [{"role": "system", "content": ACCEPTOR_SYSTEM}, {"role": "user", "content": user}]
+
+
+# ------------------------------------------------------------------ a base model (no chat template)
+# A pretrained model continues text: the appender's prompt ends inside the code block, so its
+# continuation is the next code; the acceptor's ends on "Decision:", and the answer is read from
+# the probabilities of the three words that could come next (no reasoning is asked for: a base
+# model's reasoning is text it makes up, not a step it relies on).
+
+COMPLETION_HEAD = """\
+# Problem
+{statement}
+
+"""
+
+APPENDER_COMPLETION = COMPLETION_HEAD + """\
+# A correct Python solution
+```python
+{code}"""
+
+ACCEPTOR_COMPLETION = COMPLETION_HEAD + """\
+# A careful programmer's program so far
+```python
+{code}
+```
+
+# An assistant proposes to append this
+```python
+{suggestion}
+```
+
+# The programmer accepts a proposal that is correct and moves the program forward, rejects a wrong \
+one, and finishes when the program so far is already complete and correct.
+Decision (accept, reject or finish):"""
+
+
+def appender_completion(problem, code: str) -> str:
+    return APPENDER_COMPLETION.format(statement=statement(problem), code=code)
+
+
+def acceptor_completion(problem, code: str, suggestion: str) -> str:
+    return ACCEPTOR_COMPLETION.format(statement=statement(problem), code=code, suggestion=suggestion)

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
+import math
 import os
 import re
 from dataclasses import dataclass
@@ -29,6 +31,8 @@ from typing import Callable, Literal, Protocol
 from evals import human_prompts as prompts
 
 K_H = 10  # tokens the human writes per round at most (the paper's K_H)
+MODES = ("chat", "completion")  # how an LLM human is asked: a chat model, or a base model
+TOP_LOGPROBS = 20  # the next-token alternatives a base-model acceptor's answer is read from
 
 Action = Literal["accept", "reject", "finish"]
 
@@ -236,7 +240,13 @@ MODELS = {  # short names for the simulated humans the paper used; any other nam
 
 @human("llm")
 class LLMHuman:
-    """A chat model behind OpenAI-compatible servers, asked round robin.
+    """A language model behind OpenAI-compatible servers, asked round robin.
+
+    mode "chat" (an instruct model): the appender and the acceptor are conversations; the
+    acceptor reasons, then answers. mode "completion" (a base model, no chat template): the
+    prompts are plain text; the appender continues the code block, and the acceptor's answer is
+    the likeliest of the three words after "Decision (accept, reject or finish):", read from the
+    next token's log-probabilities (`decision_from_logprobs`).
 
     model: a name (MODELS aliases resolve); urls: base URLs (".../v1"); api_key_env: where the key
     is read (none needed by a local server); temperature, seed: sampling; think_tokens: budget of
@@ -250,9 +260,12 @@ class LLMHuman:
                  api_key_env: str = "OPENAI_API_KEY", temperature: float = 0.0, seed: int | None = 0,
                  think_tokens: int = 1024, prefill: bool = True, attempts: int = 4,
                  base_delay: float = 0.5, timeout: float = 120.0,
-                 tokenizer: str | Tokenizer | None = None) -> None:
+                 tokenizer: str | Tokenizer | None = None, mode: str = "chat") -> None:
         from openai import AsyncOpenAI
 
+        if mode not in MODES:
+            raise HumanError(f"llm human: unknown mode {mode!r}: use {' or '.join(MODES)}")
+        self.mode = mode
         urls = [urls] if isinstance(urls, str) else list(urls)
         if not urls:
             raise HumanError("llm human: no server URL")
@@ -267,8 +280,8 @@ class LLMHuman:
         self.attempts, self.base_delay = attempts, base_delay
         self.tokenizer = load_tokenizer(tokenizer)
 
-    async def _chat(self, messages: list[dict], max_tokens: int, **extra) -> tuple[str, str]:
-        """(text, finish_reason) of one chat completion, with retries."""
+    async def _request(self, call):
+        """`await call(client)` on the next server, with retries (each on the next server)."""
         import openai
 
         retry = (openai.APIConnectionError, openai.InternalServerError, openai.RateLimitError)
@@ -279,11 +292,7 @@ class LLMHuman:
         for attempt in range(self.attempts):
             client = self.clients[(first + attempt) % len(self.clients)]
             try:
-                r = await client.chat.completions.create(
-                    model=self.model, messages=messages, max_tokens=max_tokens,
-                    temperature=self.temperature, seed=self.seed, **extra)
-                choice = r.choices[0]
-                return choice.message.content or "", choice.finish_reason or ""
+                return await call(client)
             except retry as exc:
                 last = exc
                 if attempt + 1 < self.attempts:
@@ -293,6 +302,21 @@ class LLMHuman:
         raise HumanError(f"{self.model}: no answer after {self.attempts} attempts "
                          f"({type(last).__name__}: {last})") from last
 
+    async def _chat(self, messages: list[dict], max_tokens: int, **extra) -> tuple[str, str]:
+        """(text, finish_reason) of one chat completion."""
+        r = await self._request(lambda c: c.chat.completions.create(
+            model=self.model, messages=messages, max_tokens=max_tokens, temperature=self.temperature,
+            seed=self.seed, **extra))
+        choice = r.choices[0]
+        return choice.message.content or "", choice.finish_reason or ""
+
+    async def _complete(self, prompt: str, max_tokens: int, **extra):
+        """The first choice of one (plain) completion."""
+        r = await self._request(lambda c: c.completions.create(
+            model=self.model, prompt=prompt, max_tokens=max_tokens, temperature=self.temperature,
+            seed=self.seed, **extra))
+        return r.choices[0]
+
     async def aclose(self) -> None:
         """Close the HTTP clients, in the event loop that used them (left to the garbage
         collector, they would be closed in a later loop, which fails)."""
@@ -300,10 +324,20 @@ class LLMHuman:
             await client.close()
 
     async def decide(self, problem, code: str, suggestion: str) -> Decision:
+        if self.mode == "completion":
+            choice = await self._complete(prompts.acceptor_completion(problem, code, suggestion), 1,
+                                          logprobs=TOP_LOGPROBS)
+            top = (choice.logprobs.top_logprobs or [{}])[0] if choice.logprobs else {}
+            return decision_from_logprobs(top or {})
         text, _ = await self._chat(prompts.acceptor(problem, code, suggestion), self.think_tokens)
         return parse_decision(text)
 
     async def write(self, problem, code: str, max_tokens: int = K_H) -> Written:
+        if self.mode == "completion":
+            # the prompt ends inside the code block: the continuation is code until the fence closes
+            choice = await self._complete(prompts.appender_completion(problem, code), max_tokens, stop=["```"])
+            text, n = take(self.tokenizer, choice.text or "", max_tokens)
+            return Written(text, n, done=choice.finish_reason == "stop")
         extra = {}
         if self.prefill:
             extra["extra_body"] = {"continue_final_message": True, "add_generation_prompt": False}
@@ -311,3 +345,22 @@ class LLMHuman:
         text, closed = clean_code(reply, code, opened=self.prefill)
         text, n = take(self.tokenizer, text, max_tokens)
         return Written(text, n, done=closed or (not text and finish == "stop"))
+
+
+def decision_from_logprobs(top: dict[str, float]) -> Decision:
+    """A base model's answer after "Decision (accept, reject or finish):": the action whose word
+    the likeliest next token starts (" acc" counts for accept; tokens shorter than 3 letters
+    are too ambiguous to count). None of them among the top tokens: reject, parsed=False."""
+    best: dict[str, float] = {}
+    for token, lp in top.items():
+        t = token.strip().lower()
+        if len(t) < 3:
+            continue
+        for word in ("accept", "reject", "finish"):
+            if word.startswith(t) and lp > best.get(word, -math.inf):
+                best[word] = lp
+    raw = json.dumps(top, sort_keys=True)
+    if not best:
+        return Decision("reject", "no answer word among the likeliest next tokens", parsed=False, raw=raw)
+    action = max(best, key=best.get)
+    return Decision(action, ", ".join(f"{w} {lp:.2f}" for w, lp in sorted(best.items())), raw=raw)

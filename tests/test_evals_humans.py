@@ -7,6 +7,7 @@ a real llama_cpp.server (slow) and against failing stdlib servers on loopback.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import threading
 import time
@@ -16,6 +17,7 @@ import pytest
 
 from evals import human_prompts
 from evals.humans import (HUMANS, K_H, Decision, HumanError, LLMHuman, Oracle, RegexTokenizer, Written,
+                          decision_from_logprobs,
                           clean_code, make_human, parse_decision)
 from evals.problems import load
 from tests.servers import free_port, llama_server  # noqa: F401  (a fixture)
@@ -160,6 +162,31 @@ async def test_llm_human_against_llama_cpp_server(llama_server, problem):  # noq
         w = await h.write(problem, "import sys\n", K_H)
         assert isinstance(w, Written) and w.tokens <= K_H
         assert len(RegexTokenizer().encode(w.text)) == w.tokens
+
+
+@pytest.mark.slow
+async def test_a_base_model_human_in_completion_mode_against_llama_cpp_server(llama_server, problem):  # noqa: F811
+    """No chat template: the appender continues the code block, the acceptor's answer comes from
+    the next token's log-probabilities (the memorizer's are nonsense; what matters is the path)."""
+    problem = dataclasses.replace(problem, statement="Print the sum of two integers.", starter="")
+    h = make_human("llm", model="memorizer", urls=[llama_server[0]], mode="completion")
+    d = await h.decide(problem, "import sys\n", "n = int(input())\n")
+    assert d.action in ("accept", "reject", "finish") and json.loads(d.raw)  # the top tokens, kept
+    assert d.parsed or d.action == "reject"
+    w = await h.write(problem, "import sys\n", K_H)
+    assert w.tokens <= K_H and len(RegexTokenizer().encode(w.text)) == w.tokens
+    await h.aclose()
+
+
+def test_a_base_models_answer_is_the_likeliest_answer_word():
+    top = {" the": -0.5, " accept": -3.0, " Reject": -1.5, " fin": -4.0, " a": -0.1}
+    d = decision_from_logprobs(top)
+    assert d.action == "reject" and d.parsed  # " a" is too short to count as "accept"
+    assert decision_from_logprobs({" accepted": -1.0, "\n": -0.1}).action == "reject"  # not a prefix
+    assert not decision_from_logprobs({"\n": -0.1, " I": -1.0}).parsed
+    assert decision_from_logprobs({" finish": -2.0, "acc": -2.5}).action == "finish"
+    with pytest.raises(HumanError, match="unknown mode"):
+        make_human("llm", urls=["http://127.0.0.1:9/v1"], mode="base")
 
 
 def test_model_aliases():
