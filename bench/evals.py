@@ -54,7 +54,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import httpx
 from rich.console import Console
 from rich.table import Table
 
@@ -68,7 +67,7 @@ from evals.metrics import summarize  # noqa: E402
 from evals.problems import load  # noqa: E402
 from evals.store import Store  # noqa: E402
 from tests.models import build  # noqa: E402
-from tests.servers import free_port  # noqa: E402
+from evals.local_server import serve_gguf  # noqa: E402
 
 LLM_TARGET = 1.6
 TICK = os.sysconf("SC_CLK_TCK")
@@ -159,40 +158,13 @@ def bench_oracle(args, spec: str) -> dict:
             "episodes": len(problems), "runs": {str(c): r for c, r in runs.items()}}
 
 
-def start_server(gguf: Path, log: Path) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1",
-           "--port", str(port), "--n_ctx", "1024", "--model_alias", "memorizer", "--verbose", "False",
-           "--interrupt_requests", "False", "--n_threads", "1", "--n_threads_batch", "1"]
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    return proc, f"http://127.0.0.1:{port}/v1"
-
-
-def wait_ready(proc: subprocess.Popen, url: str, log: Path, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError(f"llama_cpp.server exited with {proc.returncode}:\n{log.read_text()[-2000:]}")
-        try:
-            if httpx.get(f"{url}/models", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"llama_cpp.server did not answer within {timeout:.0f} s:\n{log.read_text()[-2000:]}")
-        time.sleep(0.1)
-
-
 def bench_llm(args, gguf: Path, logdir: Path) -> dict:
     problems, key = copies(args.llm_episodes, short=True), (str(gguf), "base-8", None)
-    servers = []
-    try:
-        for i in range(2):
-            servers.append((*start_server(gguf, logdir / f"server{i}.log"), logdir / f"server{i}.log"))
-        for proc, url, log in servers:
-            wait_ready(proc, url, log)
-        urls, pids = [url for _, url, _ in servers], [proc.pid for proc, _, _ in servers]
+    with contextlib.ExitStack() as stack:
+        # one core each (prompt threads too), so that two servers on 2 cores compare with one
+        servers = [stack.enter_context(serve_gguf(gguf, "memorizer", 1024, logdir / f"server{i}.log", extra=(
+            "--interrupt_requests", "False", "--n_threads", "1", "--n_threads_batch", "1"))) for i in range(2)]
+        urls, pids = [s.url for s in servers], [s.pid for s in servers]
         coach = Coach.from_spec(*key, backend_options={"n_threads": 1})
         kw = dict(max_rounds=args.rounds, human_name="llm-memorizer")
 
@@ -211,15 +183,6 @@ def bench_llm(args, gguf: Path, logdir: Path) -> dict:
                     runs[n].append(r)
         finally:
             coach.close()
-    finally:
-        for proc, _, _ in servers:
-            proc.terminate()
-        for proc, _, _ in servers:
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
     one, two = pooled(runs[1]), pooled(runs[2])
     tokens = {n: sum(r["completion_tokens"] for r in rs) / sum(r["seconds"] for r in rs) for n, rs in runs.items()}
     return {"per_minute_1": one, "per_minute_2": two, "ratio": two / one, "target": LLM_TARGET,

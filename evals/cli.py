@@ -237,7 +237,7 @@ def make_the_human(args, problems, stack, console):
             try:
                 gguf = builtin.gguf()
                 with console.status(f"starting llama.cpp's server for the human {args.human}…"):
-                    urls = [stack.enter_context(serve_gguf(gguf, args.human))]
+                    urls = [stack.enter_context(serve_gguf(gguf, args.human)).url]
             except (CoachError, ServerError) as exc:
                 raise EvalsError(f"the human {args.human}: {exc}") from None
         else:

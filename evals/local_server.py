@@ -1,8 +1,8 @@
 """llama.cpp's OpenAI-compatible server on loopback, for a simulated human run from a local GGUF
 (`empower-evals --human gemma-3-270m`): the same human code then talks to it as to vLLM.
 
-    with serve_gguf(path, alias="gemma-3-270m") as url:    # "http://127.0.0.1:PORT/v1"
-        ...
+    with serve_gguf(path, alias="gemma-3-270m") as server:
+        server.url                                          # "http://127.0.0.1:PORT/v1"
 """
 
 from __future__ import annotations
@@ -14,7 +14,15 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Server:
+    url: str  # the base URL, ".../v1"
+    pid: int
+    log: Path
 
 
 class ServerError(Exception):
@@ -30,7 +38,7 @@ def free_port() -> int:
 @contextlib.contextmanager
 def serve_gguf(model: Path, alias: str, n_ctx: int = 8192, log: Path | None = None, timeout: float = 120,
                extra: tuple[str, ...] = ()):
-    """Start `python -m llama_cpp.server` on a free loopback port and yield its base URL; stop it
+    """Start `python -m llama_cpp.server` on a free loopback port and yield it (a Server); stop it
     on leaving. Its output goes to `log` (a temporary file by default), quoted when it fails."""
     import httpx
 
@@ -56,7 +64,7 @@ def serve_gguf(model: Path, alias: str, n_ctx: int = 8192, log: Path | None = No
             if time.monotonic() > deadline:
                 raise ServerError(f"llama.cpp's server for {alias} did not answer within {timeout:.0f} s (log: {log})")
             time.sleep(0.1)
-        yield url
+        yield Server(url, proc.pid, log)
     finally:
         proc.terminate()
         try:

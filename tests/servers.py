@@ -22,7 +22,7 @@ def serve_llama(model: Path, log: Path, n_ctx: int = 1024, alias: str = "memoriz
     # only the client leaving can stop a generation (the cancel test relies on it)
     served = serve_gguf(model, alias, n_ctx, log, timeout=60, extra=("--interrupt_requests", "False"))
     try:
-        url = served.__enter__()
+        url = served.__enter__().url
     except ServerError as exc:
         pytest.fail(f"{exc}:\n{log.read_text()[-2000:]}")
     try:

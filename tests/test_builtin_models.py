@@ -107,3 +107,23 @@ def test_a_conversion_that_fills_the_disk_leaves_nothing_and_the_next_use_conver
                          "engine='hf').path)"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     copy = Path(ok.stdout.strip())
     assert ok.returncode == 0 and (copy / DONE).is_file() and (copy / "model.safetensors").is_file()
+
+
+@pytest.mark.slow
+def test_three_humaneval_episodes_with_gemma_as_the_human(installed, tmp_path, monkeypatch):
+    """The built-in base model as the simulated human, served by llama.cpp's server that the
+    command starts itself, in completion mode (no chat template), through whole episodes."""
+    from evals.cli import main
+    from evals.store import Store
+
+    monkeypatch.setenv("COLUMNS", "200")
+    run = tmp_path / "run"
+    assert main(["--human", "gemma-3-270m", "--dataset", "humaneval", "--limit", "3", "--assistant", "smollm2-135m",
+                 "--policy", "base-20", "--max-rounds", "4", "--out", str(run)]) == 0
+    store = Store.open(run)
+    eps = store.episodes()
+    store.close()
+    assert len(eps) == 3 and not any(e.errored for e in eps), [e.error for e in eps]
+    assert all(e.human == "gemma-3-270m" and e.start and e.rounds and e.verdict for e in eps)
+    decided = [r for e in eps for r in e.rounds if r.action != "none"]
+    assert decided and all(r.thoughts or not r.parsed for r in decided)  # the answer words' log-probs
