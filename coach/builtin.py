@@ -160,6 +160,7 @@ def convert_to_hf(gguf: Path, out: Path, title: str = "") -> Path:
             hf_logging.disable_progress_bar()
             try:
                 tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+                _match_pre_tokenizer(tokenizer, gguf)
                 loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
                 config = loaded.config
                 if hasattr(config, "quantization_config"):
@@ -183,6 +184,21 @@ def convert_to_hf(gguf: Path, out: Path, title: str = "") -> Path:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out
+
+
+def _match_pre_tokenizer(tokenizer, gguf: Path) -> None:
+    """transformers gives a GGUF's byte-level vocabulary GPT-2's pre-tokenizer whatever the
+    file's `tokenizer.ggml.pre` says; "smollm" (SmolLM2) splits every digit off first, so the
+    copy would cut `x = 10` differently from llama.cpp on the same file. Put that step back."""
+    from gguf import GGUFReader
+    from tokenizers import pre_tokenizers
+
+    field = GGUFReader(str(gguf)).fields.get("tokenizer.ggml.pre")
+    pre = bytes(field.parts[field.data[0]]).decode() if field is not None else ""
+    if pre == "smollm":
+        backend = tokenizer.backend_tokenizer
+        backend.pre_tokenizer = pre_tokenizers.Sequence(
+            [pre_tokenizers.Digits(individual_digits=True), backend.pre_tokenizer])
 
 
 def _first_line(exc: BaseException) -> str:

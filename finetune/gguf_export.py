@@ -114,13 +114,17 @@ def bpe_pre_tokenizer(tokenizer: dict) -> str:
     patterns = [s.get("pattern", {}).get("Regex") for s in steps if s.get("type") == "Split"]
     if not byte_level and (tokenizer.get("decoder") or {}).get("type") != "ByteLevel":
         raise UnsupportedModelError("tokenizer.json: a BPE vocab that is not byte-level is not supported")
+    digits = [s for s in steps if s.get("type") == "Digits"]
     if not patterns and byte_level and byte_level[0].get("use_regex", True):
-        return "gpt-2"  # ByteLevel's own built-in regex
+        if digits and digits[0].get("individual_digits"):
+            return "smollm"  # SmolLM: every digit split off, then ByteLevel's regex
+        if not digits:
+            return "gpt-2"  # ByteLevel's own built-in regex
     if len(patterns) == 1 and patterns[0] in BPE_PRE_TOKENIZERS:
         return BPE_PRE_TOKENIZERS[patterns[0]]
     raise UnsupportedModelError(
         f"tokenizer.json: pre-tokenizer {patterns!r} is not one llama.cpp is known to reproduce "
-        f"(known: gpt-2, {', '.join(BPE_PRE_TOKENIZERS.values())})")
+        f"(known: gpt-2, smollm, {', '.join(BPE_PRE_TOKENIZERS.values())})")
 
 
 def write_bpe_vocab(hf_dir: Path, config: dict, w: gguf.GGUFWriter) -> str:

@@ -290,7 +290,9 @@ def save_adapter(model, out_dir: Path) -> Path:
     """The final adapter, written beside and renamed into place."""
     final, tmp = out_dir / "adapter", out_dir / f".adapter.{os.getpid()}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
+    # LoRA never adapts the embeddings here: saying so spares PEFT looking the base up on the Hub
+    # (a built-in base's name is not a Hub id) to decide whether to save them
+    model.save_pretrained(tmp, save_embedding_layers=False)
     old = out_dir / f".adapter.{os.getpid()}.old"
     if final.exists():
         os.replace(final, old)

@@ -200,8 +200,13 @@ def test_cli_errors_are_one_line_and_exit_2(tmp_path, capsys):
 def test_unknown_bpe_pre_tokenizer_is_refused():
     odd = {"pre_tokenizer": {"type": "Sequence", "pretokenizers": [
         {"type": "Split", "pattern": {"Regex": r"\w+"}}, {"type": "ByteLevel", "use_regex": False}]}}
-    with pytest.raises(UnsupportedModelError, match="known: gpt-2, qwen2"):
+    with pytest.raises(UnsupportedModelError, match="known: gpt-2, smollm, qwen2"):
         bpe_pre_tokenizer(odd)
+    # digits split off, then ByteLevel's regex: SmolLM's; with digits kept whole, plain GPT-2
+    digits = {"type": "Digits", "individual_digits": True}
+    smollm = {"pre_tokenizer": {"type": "Sequence", "pretokenizers": [digits, {"type": "ByteLevel", "use_regex": True}]}}
+    assert bpe_pre_tokenizer(smollm) == "smollm"
+    assert bpe_pre_tokenizer({"pre_tokenizer": {"type": "ByteLevel", "use_regex": True}}) == "gpt-2"
 
 
 def test_adapter_with_dora_is_refused(tmp_path):
