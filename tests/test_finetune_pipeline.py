@@ -262,7 +262,7 @@ def test_bad_input_is_one_line_and_exit_2(test_models, code, tmp_path, case, mes
 
 def test_no_arguments_print_the_usage_and_a_typo_is_caught(tmp_path):
     plain = finetune(cwd=tmp_path)
-    assert plain.returncode == 2 and "usage: empower-finetune DIR --base SPEC" in plain.stderr
+    assert plain.returncode == 2 and "usage: empower-finetune DIR [--base SPEC]" in plain.stderr
     assert "empower-finetune export RUN --to adapter|merged|gguf|gguf-lora" in plain.stderr
     typo = finetune("trian", cwd=tmp_path)
     assert typo.returncode == 2 and "did you mean 'train'?" in typo.stderr
