@@ -93,6 +93,19 @@ class Coach:
             self._cache.clear()
             self._last = None
 
+    def replica(self) -> "Coach | None":
+        """Another coach on the same model, policy, format and window with a backend of its own,
+        where the backend can make one cheaply (llama.cpp in process: its KV cache), else None.
+        Two conversations on one llama.cpp model evict each other's KV cache at every turn, so
+        a benchmark playing several episodes of one assistant at once gives each its own."""
+        clone = getattr(self.backend, "clone", None)
+        if clone is None:
+            return None
+        twin = Coach(clone(), self.policy, self.format, max_prompt_chars=self.max_prompt_chars if self._fitted else None,
+                     cache_size=self._cache_size, temperature=self.temperature, top_p=self.top_p, seed=self.seed)
+        twin._fitted = self._fitted
+        return twin
+
     def close(self) -> None:
         self.cancel()
         self.backend.close()

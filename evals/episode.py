@@ -225,34 +225,85 @@ async def run_all(problems, assistants, human, store, *, concurrency: int = 8, s
                 failed[key] = _one_line(exc)
     for c in coaches.values():
         c.fit_window(_WINDOW_SAMPLE)
-    sem = asyncio.Semaphore(concurrency)
     # Each episode in flight holds a thread while it waits for the assistant or the judge: the
     # default pool (cores + 4 threads) would cap concurrency 8 at 6 on 2 cores.
     pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="episode")
+    # Episodes in flight go to different coaches where they can: two episodes on one llama.cpp
+    # model evict each other's KV cache every round (each round then re-reads the whole
+    # prompt: 10x slower) and wait on one lock. So an episode takes an idle coach of its
+    # assistant first, else a replica made for it (a backend of its own; llama.cpp in process:
+    # the weights are shared), else an episode of another assistant with an idle coach goes
+    # first, else it shares a busy coach (a server's coach, which serves many at once).
+    coaches_of = {key: [c] for key, c in coaches.items()}
+    busy: dict = {c: 0 for c in coaches.values()}
+    pending = dict.fromkeys(coaches_of, 0)  # replicas being loaded
+    single: set = set()  # assistants whose backend makes no replica
+    replicas: list = []
 
-    async def one(p, key, label):
-        code = start(p) if callable(start) else start
-        async with sem:
+    def pick():
+        for i, (_, key, _) in enumerate(todo):
+            if key in failed:
+                return i, None
+            for c in coaches_of[key]:
+                if not busy[c]:
+                    return i, c
+        for i, (_, key, _) in enumerate(todo):
+            if key not in single and len(coaches_of[key]) + pending[key] < concurrency:
+                return i, "replica"
+        key = todo[0][1]
+        return 0, min(coaches_of[key], key=busy.get)
+
+    async def coach_for(key, choice):
+        if choice != "replica":
+            return choice
+        pending[key] += 1
+        try:
+            twin = await asyncio.to_thread(coaches_of[key][0].replica)
+        except Exception:  # out of memory for one more: share the coach instead
+            twin = None
+        finally:
+            pending[key] -= 1
+        if twin is None:
+            single.add(key)
+            return min(coaches_of[key], key=busy.get)
+        replicas.append(twin)
+        coaches_of[key].append(twin)
+        busy[twin] = 0
+        return twin
+
+    async def worker():
+        while todo:
+            i, choice = pick()
+            p, key, label = todo.pop(i)
+            code = start(p) if callable(start) else start
             if key in failed:
                 ep = Episode(p.id, key[0], label, name, seed, code, errored=True, error=failed[key])
             else:
-                ep = await run_episode(p, coaches[key], human, k_h=k_h, max_rounds=max_rounds, start=code,
-                                       seed=seed, assistant_spec=key[0], policy=label, human_name=name,
-                                       executor=pool)
+                coach = await coach_for(key, choice)
+                busy[coach] += 1
+                try:
+                    ep = await run_episode(p, coach, human, k_h=k_h, max_rounds=max_rounds, start=code,
+                                           seed=seed, assistant_spec=key[0], policy=label, human_name=name,
+                                           executor=pool)
+                finally:
+                    busy[coach] -= 1
             store.add(ep)
             if progress is not None:
                 progress(ep)
 
+    n_todo = len(todo)
     try:
-        await asyncio.gather(*(one(*t) for t in todo))
+        await asyncio.gather(*(worker() for _ in range(min(concurrency, n_todo))))
     finally:
         # Waits for the threads in flight (a suggestion, a judge's run): a coach must not be
         # closed under a generation.
         pool.shutdown(wait=True, cancel_futures=True)
+        for c in replicas:
+            c.close()
         for key, c in coaches.items():
             if key not in (prebuilt or {}):
                 c.close()
-    return len(todo), skipped
+    return n_todo, skipped
 
 
 def policy_label(policy: str, eta: float | None) -> str:

@@ -83,6 +83,33 @@ def test_a_second_run_resumes_with_nothing_left(run, problems):
     assert {e.key: e for e in store.episodes()} == before  # nothing rewritten
 
 
+def test_episodes_of_one_assistant_at_once_each_get_a_coach_of_their_own(test_models, problems, tmp_path, monkeypatch):
+    """Two conversations on one llama.cpp model would evict each other's KV cache every round
+    (and wait on one lock): run_all gives each episode in flight a replica of the coach, and the
+    transcripts are those of one episode at a time."""
+    import evals.episode as episode
+
+    spec = [(str(test_models.memorizer_gguf), "base", None)]
+    one = Store.open(tmp_path / "one")
+    asyncio.run(run_all(problems, spec, make_human("oracle"), one, concurrency=1))
+    spans, real = [], episode.run_episode
+
+    async def recorded(problem, assistant, *a, **kw):
+        began = time.perf_counter()
+        ep = await real(problem, assistant, *a, **kw)
+        spans.append((assistant, began, time.perf_counter()))
+        return ep
+
+    monkeypatch.setattr(episode, "run_episode", recorded)
+    many = Store.open(tmp_path / "many")
+    assert asyncio.run(run_all(problems, spec, make_human("oracle"), many, concurrency=3)) == (3, 0)
+    assert len({id(c) for c, _, _ in spans}) == 3  # three coaches: the first and two replicas
+    for i, (c, b, e) in enumerate(spans):
+        assert not any(c is c2 and b < e2 and b2 < e for c2, b2, e2 in spans[i + 1:])
+    strip = lambda ep: (ep.problem_id, ep.code, ep.correct, [(r.suggestion, r.action, r.written) for r in ep.rounds])
+    assert sorted(map(strip, many.episodes())) == sorted(map(strip, one.episodes()))
+
+
 def test_episodes_round_trip_through_the_store(tmp_path):
     ep = Episode("p", "a.gguf", "base", "oracle", 3, "x", (Round(0, "s", 1, "accept", written="y", written_tokens=1),),
                  code="xsy", correct=True, verdict="passed", tokens_read=1, tokens_written=1, accepted=1, suggested=1)

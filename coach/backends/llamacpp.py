@@ -29,6 +29,7 @@ class LlamaCppBackend:
         except ImportError:
             raise BackendError("the llama.cpp backend needs llama-cpp-python: pip install 'empower[editor]'") from None
         self.spec = spec
+        self._options = dict(n_ctx=n_ctx, n_threads=n_threads, seed=seed)
         self._lib = llama_cpp
         self._lock = threading.Lock()
         if spec.lora is not None and not spec.lora.is_file():
@@ -49,6 +50,11 @@ class LlamaCppBackend:
         self._token_bytes: dict[int, bytes] = {}  # detokenizing one token is a call into C each time
         ids = [self.llm._model.token_prefix(), self.llm._model.token_suffix(), self.llm._model.token_middle()]
         self._fim = None if min(ids) < 0 else tuple(self._piece(i) for i in ids)
+
+    def clone(self) -> "LlamaCppBackend":
+        """The same model with a KV cache of its own (the weights are mmapped: shared, not
+        copied), for a second conversation that would otherwise evict this one's cache."""
+        return type(self)(self.spec, **self._options)
 
     # ------------------------------------------------------------ protocol
     def has_chat_template(self) -> bool:
