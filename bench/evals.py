@@ -1,13 +1,14 @@
 """Benchmark runs: episodes/minute with the oracle and with an LLM human, and resuming a killed run.
 
     python bench/evals.py [--episodes 24] [--llm-episodes 24] [--think 256] [--rounds 4] [--repeats 3]
+                          [--he-episodes 12] [--he-repeats 2] [--parts oracle,llm,resume,humaneval]
                           [--quick] [--check] [--out bench/out/evals.json]
 
 The assistant is tests/models.py's memorizer GGUF in process (one Coach per part, shared by the
 episodes of a run as run_all shares it, built and warmed up untimed; its suggestion cache is
 emptied before each timed run). The 6 built-in problems are copied under new ids (bank#0,
 bank#1, ...) to make more episodes: run_all takes one seed a call, each call with its own
-semaphore, so 4 seeds would be 4 calls of 6 episodes, never 8 in flight. Three figures, one run:
+semaphore, so 4 seeds would be 4 calls of 6 episodes, never 8 in flight. Four figures, one run:
 
 1. oracle human, policy base: episodes/minute at concurrency 8 ÷ at 1, timed interleaved (1, 8,
    then 8, 1, ...). No target: it is judge-bound. The assistant is one model behind a lock; what
@@ -27,6 +28,10 @@ semaphore, so 4 seeds would be 4 calls of 6 episodes, never 8 in flight. Three f
    directory; once 2 are stored its process group gets SIGKILL. The same run_all then runs again
    in this process: it must run exactly the episodes not stored, leave every stored row as it
    was (same `created`) and end with each episode stored once. Target: 0 redone.
+4. HumanEval (issue 9): the oracle human on the first --he-episodes problems of
+   bench/humaneval-40.txt, starting from each prompt, with the built-in smollm2-135m (policy
+   base) in process: episodes/min at concurrency 4 ÷ 1, interleaved (1, 4, then 4, 1). No
+   target; each episode in flight has its own replica of the coach (a KV cache of its own).
 
 On 2026-11-22 (2 cores, nothing else running; 3 minutes): oracle 230 vs 153 episodes/min, 1.50×
 (the judge 80% of episode time at 1; 1.37× before run_all had a thread per episode in flight);
@@ -191,6 +196,30 @@ def bench_llm(args, gguf: Path, logdir: Path) -> dict:
             "runs": {str(n): r for n, r in runs.items()}}
 
 
+def bench_humaneval(args) -> dict:
+    """HumanEval with the oracle human and the built-in smollm2-135m in process: episodes/min at
+    concurrency 4 ÷ 1. Each episode in flight gets its own replica of the coach (run_all), so the
+    four do not evict each other's KV cache; what is left to overlap on 2 cores is the judge
+    and llama.cpp's one-thread generation."""
+    from evals.cli import start_of
+
+    ids = (ROOT / "bench/humaneval-40.txt").read_text().split()[:args.he_episodes]
+    problems, key = load("humaneval", ids=ids), ("smollm2-135m", "base", None)
+    coach, human = Coach.from_spec(*key), make_human("oracle")
+    kw = dict(start=lambda p: start_of(p, "auto"))
+    try:
+        asyncio.run(timed(problems[:4], key, coach, human, 4, **kw))  # warm-up: replicas, judge, window
+        runs = {1: [], 4: []}
+        for i in range(args.he_repeats):
+            for c in ((1, 4) if i % 2 == 0 else (4, 1)):
+                runs[c].append(asyncio.run(timed(problems, key, coach, human, c, **kw)))
+    finally:
+        coach.close()
+    one, four = pooled(runs[1]), pooled(runs[4])
+    return {"per_minute_c1": one, "per_minute_c4": four, "ratio": four / one, "episodes": len(problems),
+            "policy": key[1], "runs": {str(c): r for c, r in runs.items()}}
+
+
 def cores(runs: list[dict]) -> dict:
     """Cores kept busy over the runs (CPU seconds ÷ wall seconds): this process with the judge's
     workers, the servers, and the rest of the machine (other processes)."""
@@ -259,6 +288,10 @@ def main() -> None:
     parser.add_argument("--think", type=int, default=256, help="the LLM human's think_tokens")
     parser.add_argument("--rounds", type=int, default=4, help="max_rounds of an LLM-human episode")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs of each setting (interleaved)")
+    parser.add_argument("--he-episodes", type=int, default=12, help="HumanEval episodes a run (from bench/humaneval-40.txt)")
+    parser.add_argument("--he-repeats", type=int, default=2, help="timed runs of each HumanEval setting")
+    parser.add_argument("--parts", default="oracle,llm,resume,humaneval",
+                        help="which figures (comma-separated: oracle, llm, resume, humaneval)")
     parser.add_argument("--quick", action="store_true", help="a smoke run: 12 and 8 episodes, 1 repeat (too few for the LLM target)")
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
     parser.add_argument("--model", help="the memorizer GGUF (default: tests/models.py's)")
@@ -272,56 +305,76 @@ def main() -> None:
     console = Console(width=None if sys.stdout.isatty() else 132)
     gguf = Path(args.model) if args.model else build(ROOT / ".cache/test-models").memorizer_gguf
     spec, began, load0 = str(gguf), time.perf_counter(), os.getloadavg()
+    parts = set(args.parts.split(","))
+    oracle = llm = resume = he = None
     with tempfile.TemporaryDirectory(prefix="bench-evals-") as tmp:
-        with console.status("oracle: concurrency 1 and 8"):
-            oracle = bench_oracle(args, spec)
-        with console.status("LLM human: one llama.cpp server and two"):
-            llm = bench_llm(args, gguf, Path(tmp))
-        with console.status("resume: a run killed with SIGKILL, then run again"):
-            resume = bench_resume(args, spec, Path(tmp) / "resume")
+        if "oracle" in parts:
+            with console.status("oracle: concurrency 1 and 8"):
+                oracle = bench_oracle(args, spec)
+        if "llm" in parts:
+            with console.status("LLM human: one llama.cpp server and two"):
+                llm = bench_llm(args, gguf, Path(tmp))
+        if "resume" in parts:
+            with console.status("resume: a run killed with SIGKILL, then run again"):
+                resume = bench_resume(args, spec, Path(tmp) / "resume")
+        if "humaneval" in parts:
+            with console.status("HumanEval, oracle, smollm2-135m: concurrency 1 and 4"):
+                he = bench_humaneval(args)
     took = time.perf_counter() - began
 
     runs = Table(title=f"Timed runs ({os.cpu_count()} cores; load average {load0[0]:.2f} at the start)")
     for col in ("setting", "runs", "episodes", "seconds", "episodes/min", "errored", "cores busy: bench",
                 "servers", "others"):
         runs.add_column(col, justify="left" if col == "setting" else "right")
-    for label, rs in [(f"oracle, concurrency {c}", oracle["runs"][str(c)]) for c in (1, 8)] + \
-                     [(f"LLM human, {n} server{'s' * (n > 1)}", llm["runs"][str(n)]) for n in (1, 2)]:
+    rows = [(f"oracle, concurrency {c}", oracle["runs"][str(c)]) for c in (1, 8) if oracle] + \
+           [(f"LLM human, {n} server{'s' * (n > 1)}", llm["runs"][str(n)]) for n in (1, 2) if llm] + \
+           [(f"HumanEval, oracle, smollm2-135m, concurrency {c}", he["runs"][str(c)]) for c in (1, 4) if he]
+    for label, rs in rows:
         busy = cores(rs)
         runs.add_row(label, str(len(rs)), str(sum(r["episodes"] for r in rs)), f"{sum(r['seconds'] for r in rs):.1f}",
                      f"{pooled(rs):.1f}", str(sum(r["errored"] for r in rs)), f"{busy['bench']:.2f}",
                      f"{busy['servers']:.2f}", f"{busy['others']:.2f}")
     console.print(runs)
-    others = llm["cores_busy"]["2"]["others"]
+    others = llm["cores_busy"]["2"]["others"] if llm else 0
     if others > 0.2:
         console.print(f"[yellow]other processes kept {others:.2f} cores busy during the two-server runs: "
                       "the servers could not have both cores, and the ratio reads low[/]")
     figures = Table(title="Figures (one run, interleaved)")
     for col in ("figure", "measured", "side by side", "target", ""):
         figures.add_column(col, justify="left" if col == "figure" else "right")
-    figures.add_row("oracle: episodes/min at concurrency 8 ÷ 1 (judge-bound)", f"{oracle['ratio']:.2f}×",
-                    f"{oracle['per_minute_c8']:.1f} vs {oracle['per_minute_c1']:.1f}; judge "
-                    f"{100 * oracle['judge_share_c1']:.0f}% of episode time at 1", "—", "")
-    tps = llm["tokens_per_s"]
-    figures.add_row("LLM human: episodes/min, two servers ÷ one", f"{llm['ratio']:.2f}×",
-                    f"{llm['per_minute_2']:.1f} vs {llm['per_minute_1']:.1f}; server tokens/s "
-                    f"{tps['2']:.0f} vs {tps['1']:.0f}", f"≥ {LLM_TARGET:g}×",
-                    "[green]PASS[/]" if llm["passed"] else "[red]FAIL[/]")
-    figures.add_row("resume after kill -9: finished episodes redone", f"{resume['redone']} of {resume['stored_at_kill']}",
-                    f"run again {resume['run_after']}, skipped {resume['skipped_after']}, rows changed "
-                    f"{resume['rows_changed']}, final {resume['final_unique']}/{resume['total']}", "0",
-                    "[green]PASS[/]" if resume["passed"] else "[red]FAIL[/]")
+    if oracle:
+        figures.add_row("oracle: episodes/min at concurrency 8 ÷ 1 (judge-bound)", f"{oracle['ratio']:.2f}×",
+                        f"{oracle['per_minute_c8']:.1f} vs {oracle['per_minute_c1']:.1f}; judge "
+                        f"{100 * oracle['judge_share_c1']:.0f}% of episode time at 1", "—", "")
+    if llm:
+        tps = llm["tokens_per_s"]
+        figures.add_row("LLM human: episodes/min, two servers ÷ one", f"{llm['ratio']:.2f}×",
+                        f"{llm['per_minute_2']:.1f} vs {llm['per_minute_1']:.1f}; server tokens/s "
+                        f"{tps['2']:.0f} vs {tps['1']:.0f}", f"≥ {LLM_TARGET:g}×",
+                        "[green]PASS[/]" if llm["passed"] else "[red]FAIL[/]")
+    if resume:
+        figures.add_row("resume after kill -9: finished episodes redone", f"{resume['redone']} of {resume['stored_at_kill']}",
+                        f"run again {resume['run_after']}, skipped {resume['skipped_after']}, rows changed "
+                        f"{resume['rows_changed']}, final {resume['final_unique']}/{resume['total']}", "0",
+                        "[green]PASS[/]" if resume["passed"] else "[red]FAIL[/]")
+    if he:
+        figures.add_row("HumanEval, oracle, smollm2-135m: episodes/min at concurrency 4 ÷ 1", f"{he['ratio']:.2f}×",
+                        f"{he['per_minute_c4']:.1f} vs {he['per_minute_c1']:.1f} ({he['episodes']} problems, "
+                        f"policy {he['policy']})", "—", "")
     console.print(figures)
-    console.print(f"redone: {resume['redone']} of {resume['stored_at_kill']} finished; took {took:.0f} s")
+    if resume:
+        console.print(f"redone: {resume['redone']} of {resume['stored_at_kill']} finished; took {took:.0f} s")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({
-        "oracle": oracle, "llm": llm, "resume": resume, "cores": os.cpu_count(), "load_average_start": load0,
+        "oracle": oracle, "llm": llm, "resume": resume, "humaneval": he, "cores": os.cpu_count(),
+        "load_average_start": load0,
         "load_average_end": os.getloadavg(), "seconds": took, "model": spec,
         "settings": {k: v for k, v in vars(args).items() if k not in ("out", "child", "check")},
-        "timing": "interleaved: oracle 1, 8, 8, 1, ...; LLM 1 server, 2, 2, 1, ...; each after an untimed warm-up"},
+        "timing": "interleaved: oracle 1, 8, 8, 1, ...; LLM 1 server, 2, 2, 1, ...; HumanEval 1, 4, 4, 1, ...; "
+                  "each after an untimed warm-up"},
         indent=2, default=str))
     console.print(f"wrote {args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out}")
-    if args.check and not (llm["passed"] and resume["passed"]):
+    if args.check and not ((llm or {"passed": True})["passed"] and (resume or {"passed": True})["passed"]):
         sys.exit(1)
 
 
