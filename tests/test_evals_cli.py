@@ -185,5 +185,7 @@ def test_bad_input_is_refused_in_one_line_before_anything_runs(test_models, tmp_
     capsys.readouterr()
     assert main(["--human", "oracle", *base, "--limit", "1", "--k-h", "5"]) == 2  # the protocol changed
     assert "--k-h 10" in capsys.readouterr().err
+    assert main(["--human", "oracle", *base, "--limit", "1", "--max-rounds", "2", "--format", "chat"]) == 2
+    assert "--format (none: the default)" in capsys.readouterr().err
     assert main(["report", str(tmp_path / "elsewhere")]) == 2
     assert "not a benchmark run" in capsys.readouterr().err

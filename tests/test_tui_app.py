@@ -528,6 +528,31 @@ def test_the_config_file_chooses_the_assistant_and_flags_win(tmp_path, lava):
         prepare(parser().parse_args([str(lava)]))
 
 
+def test_with_no_model_given_the_editor_takes_the_measured_default_assistant(tmp_path, lava, monkeypatch):
+    """No --model and no [editor] model: the built-in default (bench/default_assistant.py's
+    winner) with its policy, η and format; a flag still wins; without the models extra, none."""
+    from coach import builtin
+    from coach.types import ModelNotFound
+    from tui.cli import parser, prepare
+
+    d = builtin.DEFAULT_ASSISTANT
+    settings, _, _ = prepare(parser().parse_args([str(lava)]))
+    assert (settings.model, settings.policy, settings.eta, settings.format) == (d.model, d.policy, d.eta, d.format)
+    settings, _, _ = prepare(parser().parse_args([str(lava), "--policy", "base-20"]))
+    assert (settings.model, settings.policy, settings.eta) == (d.model, "base-20", None)
+    (tmp_path / "config.toml").write_text('[editor]\nmodel = "mine.gguf"\n')
+    settings, _, _ = prepare(parser().parse_args([str(lava)]))
+    assert (settings.model, settings.policy, settings.format) == ("mine.gguf", "base", None)
+    (tmp_path / "config.toml").write_text("")
+
+    def not_installed(module, dist):
+        raise ModelNotFound(f"the built-in models need the package {dist}")
+    monkeypatch.setattr(builtin, "_package_dir", not_installed)
+    monkeypatch.setattr(builtin.Builtin, "gguf", lambda self: not_installed(None, self.dist))
+    settings, _, _ = prepare(parser().parse_args([str(lava)]))
+    assert settings.model is None and settings.policy == "base"
+
+
 async def test_no_pause_at_all_still_asks(lava, test_models):
     """--delay 0: ask at once after every key (Textual's set_timer(0) would never fire)."""
     app = make_app(lava, test_models.memorizer_gguf, delay=0)

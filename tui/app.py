@@ -419,7 +419,7 @@ class EmpowerApp(App):
         self.settings = settings or Settings()
         self.problem = problem
         self.coach = coach
-        self.model_status = "no model (--model, or [editor] model in the config)"
+        self.model_status = "no model (--model, [editor] model in the config, or the built-in ones: pip install 'empower[models]')"
         self.model_error = ""  # why the model did not load: at the end of the status bar
         self.interactions: InteractionLog | NullLog = NullLog()
 

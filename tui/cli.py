@@ -1,7 +1,9 @@
 """empower-tui: the editor (`empower-tui [FILE]`), and `empower-tui stats`, the metrics of the
 interaction log.
 
-Flags beat the config file's [editor] table, which beats the defaults:
+Flags beat the config file's [editor] table, which beats the defaults. With no model given or
+configured, the editor uses the built-in default assistant (coach/builtin.py, DEFAULT_ASSISTANT:
+chosen by measurement, see the README) with its policy, η and format:
 
     [editor]
     model = "memorizer.gguf"     # any model spec (coach/specs.py), or a [models.NAME] name
@@ -86,11 +88,22 @@ def prepare(args: argparse.Namespace):
     if not isinstance(config, dict):
         raise BadInput(f"{config_path()}: [editor] must be a table")
     delay_ms = args.delay if args.delay is not None else config.get("delay_ms", 100)
+    model = args.model or config.get("model")
+    default = None
+    if model is None:
+        from coach.builtin import default_assistant
+
+        default = default_assistant()
+        model = default.model if default else None
+    policy = args.policy or config.get("policy") or (default.policy if default else "base")
+    eta = args.eta if args.eta is not None else config.get("eta")
+    if eta is None and default and policy == default.policy:
+        eta = default.eta
     settings = Settings(
-        model=args.model or config.get("model"),
-        policy=args.policy or config.get("policy", "base"),
-        eta=args.eta if args.eta is not None else config.get("eta"),
-        format=args.format or config.get("format"),
+        model=model,
+        policy=policy,
+        eta=eta,
+        format=args.format or config.get("format") or (default.format if default else None),
         suggestions=not args.no_suggestions,
         log_db=args.db,
     )
