@@ -3,7 +3,6 @@ files, a real SQLite log and the real judge: what a person sees and what is kept
 
 from __future__ import annotations
 
-import os
 import stat
 import subprocess
 import sys

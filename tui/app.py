@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import gc
 import threading
-import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from rich.text import Text
