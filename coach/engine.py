@@ -11,6 +11,7 @@ What makes it fast, cheapest first:
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import OrderedDict
@@ -46,6 +47,7 @@ class Coach:
         self._lock = threading.Lock()  # one generation at a time on this model
         self._state = threading.Lock()  # guards the fields below
         self._inflight: threading.Event | None = None
+        self.stop_past_eta = True  # threshold: end the generation once η is crossed (_past_eta)
 
     @classmethod
     def from_spec(cls, spec: str, policy: str = "base", eta: float | None = None, fmt: str | None = None,
@@ -138,7 +140,7 @@ class Coach:
                 if self.format == "chat":
                     stop += (prompts.FENCE,)
                 request = Request(prompt, self.policy.max_tokens, stop, self.temperature, self.top_p,
-                                  self.seed, cancel)
+                                  self.seed, cancel, self._past_eta(prompt, ctx))
                 gen = self.backend.generate(request)
             finally:
                 with self._state:
@@ -160,6 +162,32 @@ class Coach:
             policy=str(self.policy), finish_reason=gen.finish_reason, latency_s=time.perf_counter() - start,
             timings={"prompt_s": gen.prompt_s, "generate_s": gen.generate_s, "prompt_tokens": gen.prompt_tokens,
                      "evaluated_tokens": gen.evaluated_tokens, "generated_tokens": len(gen.tokens)})
+
+    def _past_eta(self, prompt, ctx: Context):
+        """For `threshold`: a check that ends the generation once the suggestion it would show
+        has crossed η (everything after that is cut anyway): a few tokens instead of CAP.
+        It waits until `extract`'s start is settled and the crossing token ends 3 characters
+        before the text does (a closing fence could still form there and end the suggestion
+        before it), so the suggestion is the one the whole generation would give."""
+        if self.policy.eta_bits is None or not self.stop_past_eta:
+            return None
+        limit = self.policy.eta_bits * math.log(2)
+
+        def enough(tokens: list[str], logprobs: list[float]) -> bool:
+            if -sum(logprobs) < limit:  # the suggestion's own NLL is at most all tokens'
+                return False
+            text = "".join(tokens)
+            if not prompts.settled(text, prompt):
+                return False
+            begin, end, _ = prompts.extract(text, prompt, ctx)
+            span, lps = _tokens_in(tuple(tokens), logprobs, begin, end)
+            total, pos = 0.0, begin
+            for piece, lp in zip(span, lps):
+                total, pos = total - lp, pos + len(piece)
+                if total >= limit:
+                    return pos <= len(text) - 3
+            return False
+        return enough
 
     def _typed_through(self, ctx: Context) -> Suggestion | None:
         with self._state:

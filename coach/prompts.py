@@ -132,6 +132,25 @@ def extract(text: str, prompt: Prompt, ctx: Context) -> tuple[int, int, str]:
     return start, end, ""
 
 
+def settled(text: str, prompt: Prompt) -> bool:
+    """Whether more generated text can no longer move where `extract` starts the suggestion:
+    a chat answer's first non-blank line is complete, or already holds a character no prose
+    has (then it is code: neither a fence nor prose can start there any more), and a copy of
+    the code the model may be typing again is complete or already different."""
+    if prompt.format != "chat":
+        return True
+    first = re.search(r"\S[^\n]*(\n)?", text)
+    if first is None:
+        return False
+    line = first.group(0).rstrip("\n")
+    if first.group(1) is None and (line.startswith("`") or not re.search(r"[=(){}\[\]#]", line)):
+        return False
+    opened = OPEN_FENCE.match(text) or _fence_after_prose(text)
+    rest = text[opened.end() if opened else 0:]
+    code = prompt.prefill.removeprefix(f"{FENCE}python\n")
+    return not any(seen and len(rest) < len(seen) and seen.startswith(rest) for seen in (code, code.lstrip()))
+
+
 def _without_suffix_overlap(shown: str, suffix: str) -> int:
     """Length of `shown` once the part that the code after the cursor already has is dropped
     (a suggestion `a + b)` before a suffix `)` becomes `a + b`)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 
@@ -39,6 +40,10 @@ class Request:
     top_p: float = 1.0
     seed: int = 0
     cancel: threading.Event | None = None
+    # Called after each generated token with the tokens' texts and natural-log probabilities so
+    # far; True ends the generation there (finish_reason "enough"). A backend that cannot stop
+    # mid-way may ignore it: it only saves time.
+    enough: "Callable[[list[str], list[float]], bool] | None" = None
 
 
 @dataclass(frozen=True)

@@ -123,6 +123,57 @@ def test_threshold_lengths_grow_with_eta(memorizer):
     assert lengths == sorted(lengths) and lengths[0] < lengths[-1]
 
 
+def early_and_full(spec, contexts, etas, fmt=None, **backend_options):
+    """The suggestions of threshold coaches at each η, on two backends of `spec` (one KV cache
+    each, fed the same prompts in the same order: the same arithmetic): on one they stop
+    generating once η is crossed, on the other they generate to the cap; (early, full) pairs."""
+    backends = [load_backend(spec, **backend_options) for _ in range(2)]
+    pairs = []
+    try:
+        for eta in etas:
+            early, full = (Coach(b, parse("threshold", eta), fmt) for b in backends)
+            full.stop_past_eta = False
+            pairs += [(early.suggest(ctx), full.suggest(ctx)) for ctx in contexts]
+    finally:
+        for b in backends:
+            b.close()
+    return pairs
+
+
+def stdlib_contexts(n: int, mid_line: bool = False) -> list[Context]:
+    """Cuts of textwrap.py after a space (and, mid_line, with the rest of the file after it)."""
+    import textwrap
+
+    text = Path(textwrap.__file__).read_text()[:6000]
+    cuts = [text.index(" ", 200 + i * (5600 // n)) + 1 for i in range(n)]
+    return [Context(text[:c], text[c:] if mid_line else "") for c in cuts]
+
+
+def test_threshold_stops_generating_at_eta_and_shows_what_the_whole_generation_would(memorizer, test_models):
+    pairs = early_and_full(memorizer.spec, stdlib_contexts(12) + stdlib_contexts(6, mid_line=True) + [Context(UNSEEN)],
+                           (1.0, 4.0, 16.0))
+    pairs += early_and_full(resolve(str(test_models.memorizer)), stdlib_contexts(4) + [Context(UNSEEN)], (4.0,))  # transformers
+    for early, full in pairs:
+        assert (early.text, early.n_tokens, early.logprobs) == (full.text, full.n_tokens, full.logprobs)
+        assert early.timings["generated_tokens"] <= full.timings["generated_tokens"]
+    generated = [sum(s.timings["generated_tokens"] for s in side) for side in zip(*pairs)]
+    print(f"\ntokens generated: {generated[0]} stopping at η vs {generated[1]} to the cap")
+    assert generated[0] < 0.8 * generated[1]
+    assert any(e.finish_reason == "enough" for e, _ in pairs)
+
+
+def test_a_chat_answer_is_settled_only_once_its_start_cannot_move():
+    prompt = Prompt("chat", "", prefill="```python\ndef f(x):\n")
+    assert not prompts.settled("```pyth", prompt)  # the fence line is not complete
+    assert not prompts.settled("```python\ndef f(", prompt)  # maybe the code typed again
+    assert prompts.settled("```python\ndef f(x):\n    return", prompt)  # typed again, whole
+    assert prompts.settled("    return x\n", prompt)  # a plain continuation
+    assert not prompts.settled("    return x", prompt)  # its first line may still be prose
+    assert not prompts.settled("\n    Here is", prompt)
+    assert prompts.settled("\n    return f(", prompt)  # no prose has "(": code, whatever follows
+    assert prompts.settled("x", Prompt("completion", "def f(x):\n"))
+
+
 def test_threshold_matches_an_independent_transformers_computation(test_models, memorizer):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer

@@ -30,6 +30,7 @@ pytest.importorskip("peft")
 pytest.importorskip("llama_cpp")
 
 from coach.specs import resolve  # noqa: E402
+from coach.types import Context  # noqa: E402
 from tests.logprobs import cpp_logprobs, hf_logprobs, load_hf  # noqa: E402
 
 pytestmark = [pytest.mark.real, pytest.mark.usefixtures("one_torch_thread")]
@@ -107,6 +108,26 @@ def test_threshold_suggests_less_at_a_small_eta_and_base_n_at_most_n_tokens(inst
         assert base.n_tokens <= BASE_N and base.timings["generated_tokens"] <= BASE_N
     assert any(small.n_tokens < large.n_tokens for small, large, _ in got)
     assert max(base.n_tokens for _, _, base in got) == BASE_N  # the cap is what stopped it
+
+
+def test_threshold_in_chat_stops_at_eta_and_shows_what_the_whole_generation_would(installed):
+    """The editor's default on a real chat model: ending the generation once η is crossed
+    gives the suggestion the whole generation gives, from fewer tokens. Chat answers may open
+    a fence or type the code again first; the check waits until that is settled."""
+    from tests.test_coach import early_and_full
+
+    root = Path(__file__).resolve().parent.parent
+    text = (root / "problems" / "lava.py").read_text()  # what `make run` opens
+    # Cuts where SmolLM2 in chat goes on (at many others it closes the block at once: blank)
+    contexts = [Context(text[:text.index(cut) + len(cut)]) for cut in (
+        "    n = int(sys.stdin.readline())", "    return n, [sys.stdin.readline().strip() for _ in range(n)]\n")]
+    pairs = early_and_full(resolve(NAME), contexts, (2.0, 8.0, 16.0), "chat", n_ctx=2048)
+    for early, full in pairs:
+        print(f"\n{early.n_tokens} tokens {early.text!r}: generated {early.timings['generated_tokens']} vs "
+              f"{full.timings['generated_tokens']}", end="")
+        assert (early.text, early.n_tokens) == (full.text, full.n_tokens)
+        assert early.timings["generated_tokens"] <= full.timings["generated_tokens"]
+    assert sum(e.timings["generated_tokens"] for e, _ in pairs) < 0.8 * sum(f.timings["generated_tokens"] for _, f in pairs)
 
 
 # ------------------------------------------------------------------ labels

@@ -187,6 +187,9 @@ class HFBackend:
                 del out[len(cut):], logprobs[len(cut):]
                 finish = "stop"
                 break
+            if request.enough is not None and request.enough(pieces, logprobs):
+                finish = "enough"
+                break
         if cut is None and pieces:  # bytes of an unfinished character go to the last token
             pieces[-1] += detok.rest()
         return Generation(

@@ -127,6 +127,10 @@ class LlamaCppBackend:
             if request.stop and _hits_stop(b"".join(pieces), request.stop):
                 finish = "stop"
                 break
+            if request.enough is not None and request.enough(
+                    [p.decode("utf-8", errors="ignore") for p in pieces], logprobs):
+                finish = "enough"
+                break
             if len(out_ids) < request.max_tokens:  # the last token's logits are never needed
                 llm.eval([token])
         text, tokens, logprobs = _cut_at_stop(pieces, logprobs, request.stop)
