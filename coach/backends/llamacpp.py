@@ -86,6 +86,11 @@ class LlamaCppBackend:
         special = fmt in ("chat", "fim")  # chat templates and FIM markers are special tokens
         add_bos = not (self._bos_text and text.startswith(self._bos_text))
         ids = self.llm.tokenize(text.encode(), add_bos=add_bos, special=special)
+        if not ids:  # an empty file, and a model that adds no BOS (SmolLM2): as the HF backend
+            start = self.llm.token_bos() if self.llm.token_bos() >= 0 else self.llm.token_eos()
+            if start < 0:
+                raise BackendError(f"{self.spec.label}: an empty prompt, and no BOS or EOS token to start from")
+            return [start]
         return fit_to_context(ids, self.n_ctx - request.max_tokens - 1, keep_first=add_bos)
 
     def generate(self, request: Request) -> Generation:
@@ -96,8 +101,6 @@ class LlamaCppBackend:
         llm = self.llm
         start = time.perf_counter()
         ids = self.tokenize_prompt(request)
-        if not ids:
-            raise BackendError("empty prompt")
         reuse = _common_prefix(llm.input_ids[: llm.n_tokens], ids)
         if reuse == len(ids):  # the whole prompt is cached, but its last logits may be stale
             reuse -= 1
