@@ -286,7 +286,7 @@ def test_with_no_model_given_a_real_built_in_model_writes_ghost_text(tmux, tmp_p
         for piece in ("    n = int(", "sys.stdin.readline())", "Enter", "    return n, [", "sys.stdin"):
             tmux.send("-l", piece) if piece != "Enter" else tmux.send("Enter")
             try:
-                seen = tmux.wait_for(ghost, "ghost text", timeout=20)
+                seen = tmux.wait_for(ghost, "ghost text", timeout=60)  # a busy CI machine: a chat prompt is seconds
                 break
             except pytest.fail.Exception:
                 continue
