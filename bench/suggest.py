@@ -50,7 +50,7 @@ def replay(coach: Coach, raw, text: str, stride: int, progress: Progress):
     """Type `text`; at every keystroke ask the coach, and time llama.cpp alone on the same prompt."""
     e2e_all, e2e_model, raw_times, typed_through, sources = [], [], [], [], {}
     task = progress.add_task("replaying keystrokes", total=len(text) // stride)
-    for i in range(1, len(text) + 1, stride):
+    for i in range(stride, len(text) + 1, stride):
         ctx = Context(text[:i])
         start = time.perf_counter()
         s = coach.suggest(ctx)
@@ -63,7 +63,9 @@ def replay(coach: Coach, raw, text: str, stride: int, progress: Progress):
             # The same prompt text, as far as the coach's backend kept it to fit the context
             # (raw llama.cpp would refuse a longer one); create_completion tokenizes it itself.
             ids = coach.backend.tokenize_prompt(Request(prompt, coach.policy.max_tokens))
-            text_kept = coach.backend.llm.detokenize(ids[1:]).decode("utf-8", errors="ignore")
+            bos = coach.backend.llm.token_bos()
+            kept = ids[1:] if ids and ids[0] == bos else ids  # create_completion adds its own BOS
+            text_kept = coach.backend.llm.detokenize(kept).decode("utf-8", errors="ignore")
             stop = ["\n"] if ctx.mid_line else []
             start = time.perf_counter()
             raw.create_completion(text_kept, max_tokens=coach.policy.max_tokens, temperature=0.0, stop=stop)
