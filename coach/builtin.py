@@ -119,7 +119,7 @@ class DefaultAssistant:
 # The editor's assistant when none is given or configured: the best DPR of
 # bench/default_assistant.py (the oracle human on the built-in problems and 40 HumanEval
 # problems, each built-in model × prompt format × policy; the table is in the README).
-DEFAULT_ASSISTANT = DefaultAssistant("smollm2-135m", "threshold", 2.0, "chat")
+DEFAULT_ASSISTANT = DefaultAssistant("smollm2-135m", "threshold", 2.0, "completion")
 
 
 def default_assistant() -> DefaultAssistant | None:
