@@ -330,3 +330,28 @@ def test_the_chat_format_renders_the_models_template_and_prefills_the_code(test_
         assert "```" not in s.text and s.n_tokens <= 8
     finally:
         coach.close()
+
+
+def test_models_loaded_at_once_in_threads_leave_stdout_where_it_was(memorizer):
+    """llama-cpp-python silences a model's load by pointing fds 1 and 2 at /dev/null and back;
+    two loads overlapping in threads (evals makes replicas that way) restored /dev/null, and
+    `empower-evals` then printed nothing, its report included."""
+    import os
+
+    before = [os.fstat(fd) for fd in (1, 2)]
+    start, clones = threading.Barrier(6), []
+
+    def load():
+        start.wait()
+        clones.append(memorizer.clone())
+
+    threads = [threading.Thread(target=load) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    for c in clones:
+        c.close()
+    after = [os.fstat(fd) for fd in (1, 2)]
+    assert len(clones) == 6
+    assert [(s.st_dev, s.st_ino) for s in after] == [(s.st_dev, s.st_ino) for s in before]

@@ -20,6 +20,12 @@ from coach.backends import fit_to_context
 from coach.specs import ModelSpec
 from coach.types import BackendError, Generation, Request
 
+# llama-cpp-python quiets a model's load by pointing fds 1 and 2 at /dev/null and back again
+# (`suppress_stdout_stderr`). Two loads overlapping in threads (evals loads replicas that way)
+# interleave those swaps, and the last to finish puts /dev/null back for good: the process
+# then prints nothing. One load at a time.
+_LOAD_LOCK = threading.Lock()
+
 
 class LlamaCppBackend:
     def __init__(self, spec: ModelSpec, n_ctx: int = 4096, n_threads: int | None = None, seed: int = 0):
@@ -38,9 +44,10 @@ class LlamaCppBackend:
         try:
             # Threads: llama.cpp's defaults (half the cores for one token at a time, all of
             # them for a prompt) beat all cores for both on a 2-core machine.
-            self.llm = Llama(str(spec.path), n_ctx=n_ctx, n_threads=n_threads,
-                             lora_path=str(spec.lora) if spec.lora else None, seed=seed,
-                             logits_all=False, verbose=False)
+            with _LOAD_LOCK:
+                self.llm = Llama(str(spec.path), n_ctx=n_ctx, n_threads=n_threads,
+                                 lora_path=str(spec.lora) if spec.lora else None, seed=seed,
+                                 logits_all=False, verbose=False)
         except (ValueError, RuntimeError, OSError) as exc:
             raise BackendError(f"{spec.path}: cannot load this GGUF ({exc})") from None
         self.n_ctx = self.llm.n_ctx()
