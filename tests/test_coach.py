@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import sys
 import threading
@@ -336,8 +337,6 @@ def test_models_loaded_at_once_in_threads_leave_stdout_where_it_was(memorizer):
     """llama-cpp-python silences a model's load by pointing fds 1 and 2 at /dev/null and back;
     two loads overlapping in threads (evals makes replicas that way) restored /dev/null, and
     `empower-evals` then printed nothing, its report included."""
-    import os
-
     before = [os.fstat(fd) for fd in (1, 2)]
     start, clones = threading.Barrier(6), []
 
