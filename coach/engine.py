@@ -40,7 +40,7 @@ class Coach:
         # The window of code before the cursor. For a local model it is sized once, on the first
         # long file, to what fits its context (`_fit_window`), so the backend rarely has to cut
         # tokens itself; it never changes afterwards, or the KV cache would miss.
-        self.max_prompt_chars = max_prompt_chars or 8000
+        self.max_prompt_chars = max_prompt_chars or prompts.WINDOW_CHARS
         self._fitted = max_prompt_chars is not None or getattr(backend, "n_ctx", None) is None
         self.temperature, self.top_p, self.seed = temperature, top_p, seed
         self._cache: OrderedDict[tuple, Suggestion] = OrderedDict()
@@ -122,12 +122,10 @@ class Coach:
         self._fit_window(sample)
 
     def _fit_window(self, prefix: str) -> None:
-        sample = prompts.window(prefix, self.max_prompt_chars)
-        if self._fitted or len(sample) < 2000:
+        if self._fitted or len(prompts.window(prefix, self.max_prompt_chars)) < 2000:
             return
-        chars_per_token = len(sample) / max(1, self.backend.count_tokens(sample))
-        room = self.backend.n_ctx - self.policy.max_tokens - 8  # BOS and a chat template's margin
-        self.max_prompt_chars = min(self.max_prompt_chars, int(0.9 * chars_per_token * room))
+        room = prompts.code_room(self.backend.n_ctx, self.policy.max_tokens)
+        self.max_prompt_chars = prompts.fitted_chars(self.backend.count_tokens, room, prefix, self.max_prompt_chars)
         self._fitted = True
 
     def _generate(self, ctx: Context, cancel: threading.Event, start: float) -> Suggestion:

@@ -8,12 +8,18 @@
 
 Long files are cut to a window that ends at the cursor and starts at a line boundary that
 moves in steps of a quarter window: between steps the prompt's start does not change, so the
-llama.cpp KV cache keeps serving every keystroke.
+llama.cpp KV cache keeps serving every keystroke. The window is WINDOW_CHARS, or less where a
+model's context cannot hold that much (`fitted_chars`). The editor, the benchmark, the labeller
+and the trainer all cut code with `window` at the size `fitted_chars` gives: what is labelled
+and trained is what is served.
 """
 
 from __future__ import annotations
 
+import inspect
 import re
+import textwrap
+from typing import Callable
 
 from coach.types import Context, Prompt
 
@@ -30,6 +36,30 @@ FEW_SHOT = (
     ("import sys\n\n\ndef main():\n    n = int(sys.stdin.readline())\n    nums = ",
      "list(map(int, sys.stdin.readline().split()))\n"),
 )
+
+
+WINDOW_CHARS = 8000  # code before the cursor in a prompt, at most (about 2.3k tokens of Python)
+
+
+def window_sample() -> str:
+    """Python code to size a model's window on (`fitted_chars`) before any real file is seen: the
+    standard library's textwrap, the same for a given Python."""
+    return inspect.getsource(textwrap)[:WINDOW_CHARS]
+
+
+def fitted_chars(count_tokens: Callable[[str], int], room: int, sample: str | None = None,
+                 max_chars: int = WINDOW_CHARS) -> int:
+    """The window, in characters, for a model that has `room` tokens for the code: max_chars, or
+    the characters of the sample's kind of code that fill 90% of the room (a margin for code
+    denser than the sample)."""
+    sample = window(sample if sample is not None else window_sample(), max_chars)
+    chars_per_token = len(sample) / max(1, count_tokens(sample))
+    return max(1, min(max_chars, int(0.9 * chars_per_token * room)))
+
+
+def code_room(n_ctx: int, answer_tokens: int) -> int:
+    """Tokens of a completion prompt's code: the context less the answer, BOS and a margin."""
+    return n_ctx - answer_tokens - 8
 
 
 def window(prefix: str, max_chars: int) -> str:
@@ -55,7 +85,7 @@ def chat_messages(code: str) -> list[dict]:
     return messages
 
 
-def build(ctx: Context, fmt: str, backend, max_chars: int = 6000) -> Prompt:
+def build(ctx: Context, fmt: str, backend, max_chars: int = WINDOW_CHARS) -> Prompt:
     """The prompt for `ctx` in format `fmt`, rendered for `backend` where it renders itself."""
     code = window(ctx.prefix, max_chars)
     if fmt == "chat":

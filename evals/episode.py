@@ -22,8 +22,6 @@ run_episode never raises for them. The judge's own failures are not caught.
 from __future__ import annotations
 
 import asyncio
-import inspect
-import textwrap
 import threading
 import time
 import weakref
@@ -31,13 +29,11 @@ from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
+from coach import prompts
 from coach.types import Context
 from evals.humans import K_H, HumanError, RegexTokenizer
 
 MAX_ROUNDS = 50  # the paper's limit on rounds per problem
-# Python code to size every assistant's prompt window on, before the first episode (see
-# Coach.fit_window): the standard library's textwrap, the same for a given Python.
-_WINDOW_SAMPLE = inspect.getsource(textwrap)[:8000]
 
 
 @dataclass(frozen=True)
@@ -224,7 +220,7 @@ async def run_all(problems, assistants, human, store, *, concurrency: int = 8, s
             except Exception as exc:  # cannot load: every episode of it is recorded as errored
                 failed[key] = _one_line(exc)
     for c in coaches.values():
-        c.fit_window(_WINDOW_SAMPLE)
+        c.fit_window(prompts.window_sample())  # before the first episode: see Coach.fit_window
     # Each episode in flight holds a thread while it waits for the assistant or the judge: the
     # default pool (cores + 4 threads) would cap concurrency 8 at 6 on 2 cores.
     pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="episode")

@@ -50,7 +50,9 @@ class LabelConfig:
     def fingerprint(self) -> str:
         """What the shards depend on (not the rules or η: those are applied afterwards, except
         that the continuations are cut at stop_bits)."""
-        parts = [self.estimator, self.framing, self.k, self.where, self.seed, self.cap]
+        # "served-window": states are read with the editor's window (labels.py), not the model's
+        # whole context as before; shards made the old way are not reused.
+        parts = [self.estimator, self.framing, self.k, self.where, self.seed, self.cap, "served-window"]
         if (stop := self.stop_bits()) is not None:
             parts.append(stop)
         key = json.dumps(parts)
@@ -131,8 +133,10 @@ def label_corpus(sources: Sequence[Source], estimator: Estimator, config: LabelC
     done = summary.resumed
     # A few files at a time: the chat framing batches their states together; each file's shard
     # is written as soon as its group is scored.
-    for i in range(0, len(todo), FILES_PER_GROUP):
-        group = todo[i:i + FILES_PER_GROUP]
+    # raw: files are scored one by one anyway, so each is kept (and shown) as soon as it is done
+    per_group = FILES_PER_GROUP if config.framing == "chat" else 1
+    for i in range(0, len(todo), per_group):
+        group = todo[i:i + per_group]
         for source, shard in zip(group, score_files(estimator, config, group)):
             _write_json(shard_path(out, config, source), shard)
         done += len(group)
@@ -187,6 +191,8 @@ def write_datasets(sources: Sequence[Source], shards: list[dict], estimator: Est
                     f.write(json.dumps(row, ensure_ascii=False) + "\n")
             os.replace(tmp, directory / "data.jsonl")
             manifest = _manifest(rows, config, rule, eta, summary)
+            manifest["window_chars"] = estimator.window_chars  # the editor's window each state was read with
+            manifest["dtype"] = str(next(estimator.model.parameters()).dtype).removeprefix("torch.")
             _write_json(directory / "manifest.json", manifest)
             manifests[name] = manifest
     return manifests

@@ -8,14 +8,18 @@ code whose cumulative negative log-likelihood under a pretrained estimator π̂ 
 bits; the SFT baselines take the next N tokens, or a uniform 1..30.
 
 Two estimators, both exact against the literal Algorithm 1 loop (tests/test_finetune_labels.py):
-- `raw`: π̂ reads plain code, as a completion model is served. One forward pass over a file
-  gives every token's conditional log-probability, so every state's label is a search in the
-  cumulative sums: no forward pass per state, none per length. Files longer than the context
-  are read in windows that start on a quarter-context grid (as the serving backend cuts long
-  prompts); each state is labelled from the window that gives it the most context.
-- `chat`: the paper's framing: π̂ sees a "finish this code" conversation holding the state, with
-  the assistant turn prefilled with it, and scores the rest of the file as the assistant's
-  continuation. One forward pass per state (the prompt differs per state), batched by length.
+- `raw`: π̂ reads a state as the editor serves it: the window of code before the cursor
+  (`coach.prompts.window`, at the size the editor gives this model, `fitted_chars`), tokenized
+  as the transformers backend tokenizes a completion prompt, then the file's own next tokens.
+  The window starts on a grid (a quarter of it), so the states whose windows start at the same
+  place share one forward pass, which gives every token's conditional log-probability: each of
+  their labels is then a search in the cumulative sums, no forward pass per state or length.
+  A file shorter than the window is one pass, as before; in a long file the context of a state
+  is what the served model will see, never more (on SmolLM2 8,000 characters, ~2.3k tokens,
+  where its 8,192 positions would hold 3.5 times that).
+- `chat`: the paper's framing: π̂ sees a "finish this code" conversation holding the state's
+  window, with the assistant turn prefilled with it, and scores the rest of the file as the
+  assistant's continuation. One forward pass per state (the prompt differs per state).
 
 The token boundary: a state ends where the file's own tokenization has a boundary, and only
 where tokenizing the state's text alone gives the same tokens (`are_stable`). So the state a
@@ -30,6 +34,9 @@ import math
 import random
 from dataclasses import dataclass
 from typing import Sequence
+
+from coach import prompts
+from coach.types import Prompt, Request
 
 LN2 = math.log(2)
 CAP = 64          # the longest label, in tokens (the editor's `base` policy shows at most 64)
@@ -54,6 +61,14 @@ class Scored:
     state: State
     token_ids: tuple[int, ...]
     nll: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class RawPass:
+    """One forward pass of the raw framing: the sequence, and each state it scores with where
+    that state's continuation starts in it."""
+    seq: list[int]
+    members: tuple[tuple[State, int], ...]
 
 
 @dataclass(frozen=True)
@@ -130,11 +145,19 @@ def choose_states(source: str, text: str, tokenizer, k: int, *, seed: int = 0, w
 
 # --------------------------------------------------------------------------- estimators
 
+def window_chars(tokenizer, n_ctx: int, framing: str = "raw", cap: int = CAP) -> int:
+    """The editor's window for a model of `n_ctx` positions (see Estimator.window_chars)."""
+    room = prompts.code_room(n_ctx, cap) if framing == "raw" else (n_ctx - cap - CHAT_OVERHEAD) // 2
+    return prompts.fitted_chars(lambda text: len(tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]),
+                                room)
+
+
 class Estimator:
     """π̂: a causal LM (transformers) that scores continuations. `framing` is "raw" or "chat"."""
 
     def __init__(self, model, tokenizer, framing: str = "raw", *, cap: int = CAP, batch_size: int = 8,
-                 share_prompts: bool | None = None, stop_bits: float | None = None):
+                 share_prompts: bool | None = None, stop_bits: float | None = None,
+                 window_chars: int | None = None):
         if framing not in ("raw", "chat"):
             raise ValueError(f"unknown estimator framing {framing!r}: raw or chat")
         if framing == "chat" and not getattr(tokenizer, "chat_template", None):
@@ -150,13 +173,36 @@ class Estimator:
         self.stop_bits = stop_bits
         self.n_ctx = int(getattr(model.config, "max_position_embeddings", 2048) or 2048)
         self.bos = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
+        self._window_chars = window_chars
+        from finetune.train_data import ServedPrompts
+
+        self.served = ServedPrompts(tokenizer, None)  # how the transformers backend tokenizes a prompt
+        # ... and cuts one that its context cannot hold with the answer (code denser than the
+        # sample the window was sized on), as the editor's backend does
+        self.served.n_ctx = self.n_ctx
+
+    @property
+    def window_chars(self) -> int:
+        """The code before the cursor a state's context holds, in characters: the editor's window
+        for this model (coach.prompts.fitted_chars on the same sample as the editor and the
+        benchmark); in the chat framing the code is shown twice, so half the room each time."""
+        if self._window_chars is None:
+            self._window_chars = window_chars(self.tokenizer, self.n_ctx, self.framing, self.cap)
+        return self._window_chars
+
+    @window_chars.setter
+    def window_chars(self, chars: int) -> None:
+        self._window_chars = chars
 
     @classmethod
-    def load(cls, spec: str, framing: str = "raw", *, device: str | None = None, **options) -> "Estimator":
-        """From a model spec (an HF directory, a Hub id, a configured name): CUDA in bf16 when
-        present, the CPU in float32 otherwise."""
+    def load(cls, spec: str, framing: str = "raw", *, device: str | None = None, dtype=None,
+             **options) -> "Estimator":
+        """From a model spec (an HF directory, a Hub id, a configured name), in `dtype` (default:
+        the faster of bfloat16 and float32 here, measured: finetune/machine.py)."""
         import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+        from finetune.machine import model_dtype
 
         from coach.specs import resolve
         from coach.types import ModelNotFound
@@ -166,8 +212,8 @@ class Estimator:
             raise ModelNotFound(f"the estimator {spec!r} must be a transformers model (an HF "
                                 f"directory, a Hub id or a configured name), not {resolved.kind}")
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        dtype = torch.bfloat16 if device == "cuda" else torch.float32
         path = resolved.base.path if resolved.kind == "adapter" else resolved.path
+        dtype = dtype or model_dtype(AutoConfig.from_pretrained(path), device)
         tokenizer = AutoTokenizer.from_pretrained(path)
         model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(device).eval()
         if resolved.kind == "adapter":
@@ -190,7 +236,7 @@ class Estimator:
         if ids is None:
             ids, _ = self.encode(text)
         if self.framing == "raw":
-            return self._score_raw(ids, states)
+            return self._score_raw(text, ids, states)
         return self._score_chat(text, ids, states)
 
     def token_nll(self, sequences: Sequence[Sequence[int]], first: Sequence[int] | None = None) -> list[list[float]]:
@@ -219,49 +265,66 @@ class Estimator:
             nll = _nll(logits, batch[:, lo + 1:])
         return [nll[i, f - lo:len(s) - 1 - lo].tolist() for i, (s, f) in enumerate(zip(sequences, first))]
 
-    def window_start(self, cut: int) -> int:
-        """Where the context of a state at token `cut` starts: 0 when BOS + the state + CAP
-        tokens fit, else the first quarter-context grid point that leaves room for them."""
-        room = self.n_ctx - len(self.bos) - self.cap
-        if cut <= room:
-            return 0
-        quarter = max(1, self.n_ctx // 4)
-        return -(-(cut - room) // quarter) * quarter
+    def window(self, text: str, state: State) -> tuple[int, str]:
+        """(where the state's window starts in the text, the window): the code before the
+        cursor the editor puts in its prompt at this state."""
+        code = prompts.window(text[:state.char], self.window_chars)
+        return state.char - len(code), code
 
-    def _score_raw(self, ids: Sequence[int], states: Sequence[State]) -> list[Scored]:
-        by_window: dict[int, list[State]] = {}
+    def raw_prompt(self, text: str, state: State) -> list[int]:
+        """The ids of the completion prompt served at this state (BOS where the tokenizer adds one;
+        cut to the context, with room for CAP tokens, as the backend cuts it)."""
+        return self.served.tokenize_prompt(Request(Prompt("completion", self.window(text, state)[1]), self.cap))
+
+    def raw_passes(self, text: str, ids: Sequence[int], states: Sequence[State]) -> list[RawPass]:
+        """The forward passes the raw framing needs for these states. States whose windows start
+        at the same character share a pass: the prompt of the last of them, then the file's
+        tokens after it. An earlier state reads the same pass where its own prompt and
+        continuation are that sequence's start (tokenization is local: they almost always are);
+        where not, it gets a pass of its own."""
+        by_start: dict[int, list[State]] = {}
         for st in states:
-            by_window.setdefault(self.window_start(st.cut), []).append(st)
+            by_start.setdefault(self.window(text, st)[0], []).append(st)
+        passes = []
+        for _, group in sorted(by_start.items()):
+            pending = sorted(group, key=lambda st: st.cut)
+            while pending:
+                last = pending.pop()
+                cont = list(ids[last.cut:last.cut + self.cap])
+                seq = self.raw_prompt(text, last) + cont
+                members = [(last, len(seq) - len(cont))]
+                for st in pending[:]:
+                    prompt = self.raw_prompt(text, st)
+                    cont = list(ids[st.cut:st.cut + self.cap])
+                    if seq[:len(prompt)] == prompt and seq[len(prompt):len(prompt) + len(cont)] == cont:
+                        members.append((st, len(prompt)))
+                        pending.remove(st)
+                passes.append(RawPass(seq, tuple(members)))
+        return passes
+
+    def _score_raw(self, text: str, ids: Sequence[int], states: Sequence[State]) -> list[Scored]:
         scored: dict[State, Scored] = {}
-        for start, group in sorted(by_window.items()):
-            end = min(len(ids), max(st.cut for st in group) + self.cap)
-            seq = self.bos + list(ids[start:end])
-            # The earliest state's first continuation token is seq[first + 1].
-            first = len(self.bos) + min(st.cut for st in group) - start - 1
-            (nll,) = self.token_nll([seq], [first])
-            # nll[j] scores seq[first + j + 1]: the file's token start + first + j + 1 - len(bos).
-            offset = len(self.bos) - 1 - start - first
-            for st in group:
-                lo, hi = st.cut, min(len(ids), st.cut + self.cap)
-                scored[st] = Scored(st, tuple(ids[lo:hi]), tuple(nll[t + offset] for t in range(lo, hi)))
+        for p in self.raw_passes(text, ids, states):
+            first = min(n for _, n in p.members) - 1
+            (nll,) = self.token_nll([p.seq], [first])
+            for st, n in p.members:  # nll[j] scores seq[first + 1 + j]; st's continuation starts at seq[n]
+                k = len(ids[st.cut:st.cut + self.cap])
+                scored[st] = Scored(st, tuple(ids[st.cut:st.cut + k]), tuple(nll[n - first - 1:n - first - 1 + k]))
         return [scored[st] for st in states]
 
     def chat_prefix(self, text: str, ids: Sequence[int], state: State) -> list[int]:
         """The chat framing of a state: the conversation asking to finish the code, holding the
-        state, then the assistant turn prefilled with the state's own tokens, so the file's
-        continuation tokens follow exactly where the state stops. A long state is cut to its
-        last part, the same part in both turns, so that the whole fits the context. Where that
-        part starts moves on a grid of half its length (as the editor's own window moves on a
-        grid), so that neighbouring states show the same start and share their prompt's tokens."""
-        keep = max(1, (self.n_ctx - self.cap - CHAT_OVERHEAD) // 2)
-        step = max(1, keep // 2)
-        start = 0 if state.cut <= keep else -(-(state.cut - keep) // step) * step
-        shown = text[:state.char] if start == 0 else self.tokenizer.decode(ids[start:state.cut])
+        state's window (the editor's, at half the room: the code is shown twice), then the
+        assistant turn prefilled with the same code's tokens, so that the file's continuation
+        tokens follow exactly where the state stops. Neighbouring states whose windows start at
+        the same place share their prompt's start (see `_score_shared`)."""
+        _, shown = self.window(text, state)
         messages = [{"role": "system", "content": SYSTEM},
                     {"role": "user", "content": USER.format(state=shown)}]
         prompt = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         prompt_ids = self.tokenizer(prompt, add_special_tokens=False, verbose=False)["input_ids"]
-        return list(prompt_ids)[-(self.n_ctx - self.cap - keep):] + list(ids[start:state.cut])
+        code = self.tokenizer(shown, add_special_tokens=False, split_special_tokens=True, verbose=False)["input_ids"]
+        return list(prompt_ids) + list(code)
 
     def score_many(self, items: Sequence[tuple[str, Sequence[int], Sequence[State]]]) -> list[list[Scored]]:
         """Several files at once. In the chat framing, either each file's states share their
@@ -270,7 +333,7 @@ class Estimator:
         (padding is what batching costs; within one file the states' lengths spread from
         nothing to the whole file)."""
         if self.framing == "raw":
-            return [self._score_raw(ids, states) for _, ids, states in items]
+            return [self._score_raw(text, ids, states) for text, ids, states in items]
         seqs = [[(st, self.chat_prefix(text, ids, st), list(ids[st.cut:st.cut + self.cap])) for st in states]
                 for text, ids, states in items]
         share = self.share_prompts if self.share_prompts is not None else self.device.type == "cpu"
@@ -386,8 +449,7 @@ def literal_algorithm_1(estimator: Estimator, text: str, ids: Sequence[int], sta
     purpose: it is what the fast labellers are tested against."""
     limit = eta_bits * LN2
     if estimator.framing == "raw":
-        start = estimator.window_start(state.cut)
-        prefix = estimator.bos + list(ids[start:state.cut])
+        prefix = estimator.raw_prompt(text, state)
     else:
         prefix = estimator.chat_prefix(text, ids, state)
     longest = min(estimator.cap, len(ids) - state.cut)

@@ -59,14 +59,35 @@ def test_the_single_pass_raw_labeller_gives_algorithm_1s_i_star(test_models, whi
 
 
 def test_windows_of_a_long_file_give_algorithm_1s_i_star_with_the_same_context(test_models):
-    est = estimator(test_models.memorizer, cap=16)
-    est.n_ctx = 96  # the files are several windows long now
+    est = estimator(test_models.memorizer, cap=16, window_chars=400)  # the file is many windows long
     path = files(test_models)[0]
     text = path.read_text()
-    ids, _ = est.encode(text)
-    assert len(ids) > 3 * est.n_ctx
-    assert any(est.window_start(s.cut) > 0 for s in choose_states(str(path), text, est.tokenizer, 8))
+    states = choose_states(str(path), text, est.tokenizer, 8)
+    starts = {est.window(text, s)[0] for s in states}
+    assert len(starts) > 2 and all(len(est.window(text, s)[1]) <= 400 for s in states)
     check_against_the_loop(est, [path], k=8)
+
+
+def test_a_state_is_read_with_the_prompt_the_editor_serves(test_models):
+    """The raw estimator's context of a state is, token for token, the completion prompt the
+    editor's coach builds and tokenizes at that cursor, with the window it sizes for the model."""
+    from coach import prompts
+    from coach.engine import Coach
+    from coach.types import Context, Request
+
+    coach = Coach.from_spec(str(test_models.memorizer), "base")  # the transformers backend
+    coach.fit_window(prompts.window_sample())
+    est = estimator(test_models.memorizer)
+    assert est.window_chars == coach.max_prompt_chars < len(prompts.window_sample())  # a 1,024-token model
+    path = files(test_models)[0]
+    text = path.read_text()
+    states = choose_states(str(path), text, est.tokenizer, 8)
+    assert any(st.char > est.window_chars for st in states)
+    for st in states:
+        prompt = prompts.build(Context(text[:st.char]), "completion", coach.backend, coach.max_prompt_chars)
+        served = coach.backend.tokenize_prompt(Request(prompt, coach.policy.max_tokens))
+        assert est.raw_prompt(text, st) == served
+    coach.close()
 
 
 @pytest.mark.parametrize("share,stop", [(False, None), (True, None), (True, max(ETAS))],
