@@ -23,21 +23,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 import warnings
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from finetune.train_data import (Collator, Rows, ServedPrompts, TrainError, base_name, dataset_manifest,
+from finetune.machine import static_machine, this_machine
+from finetune.schedule import (LENGTHS, MemoryTooSmall, Plan, Shape, Speed, check_memory, choose, probe,
+                               probe_lengths)
+from finetune.train_data import (IGNORE, Collator, Rows, ServedPrompts, TrainError, base_name, dataset_manifest,
                                  encode_rows, last_checkpoint, make_recorder, rank_and_world, read_metrics,
                                  read_rows, save_adapter, split_by_source, step_of, versions, write_atomic)
 
 BACKENDS = ("auto", "unsloth", "transformers")
-AUTO_STEPS = 200  # epochs=None: about this many optimizer steps ...
-AUTO_MAX_EPOCHS = 10  # ... in 1 to this many passes over the data
-MAX_AUTO_LENGTH = 2048  # max_length=None: the model's context, at most this
 KEEP_CHECKPOINTS = 2  # the newest checkpoints kept on disk
 # What --resume may change; every other setting must be the one of the run it continues.
 RESUMABLE_CHANGES = ("save_every", "log_every", "backend")
@@ -50,30 +49,17 @@ class TrainConfig:
     dropout: float = 0.05  # dropout on the input of each LoRA branch
     lr: float = 2e-4  # peak learning rate (linear warmup, then cosine decay to 0)
     warmup: float = 0.05  # share of the steps spent warming up
-    epochs: float | None = None  # passes over the training rows; None: about 200 steps, in 1 to 10 passes
+    minutes: float | None = None  # the training time budget here when steps and epochs are not given; None: 12
+    epochs: float | None = None  # passes over the training rows; None: as many as the time budget holds (1-10)
     max_steps: int | None = None  # optimizer steps; overrides epochs when set
-    batch_size: int = 8  # rows per micro-batch per process
-    grad_accum: int = 1  # micro-batches per step (global batch = batch_size x processes x grad_accum)
-    max_length: int | None = None  # tokens per example; None: the model's context, at most 2048
+    batch_size: int | None = None  # rows per forward pass per process; None: 1 on a CPU, what memory holds on a GPU
+    grad_accum: int | None = None  # forward passes per step; None: about 8 rows a step
+    max_length: int | None = None  # tokens per example; None: the longest the time budget holds, at most 2048
     eval_share: float = 0.1  # share of the source files held out for the eval loss
     seed: int = 0  # LoRA init, held-out files, data order, dropout
-    save_every: int | None = None  # checkpoint and eval every N steps; None: 5 per run, at most every 200
+    save_every: int | None = None  # checkpoint (and eval) every N steps; None: about every 3 minutes
     log_every: int | None = None  # log the train loss every N steps; None: ~50 points per run
     backend: str = "auto"  # "auto", "unsloth" (CUDA only) or "transformers"
-
-
-@dataclass
-class Plan:
-    """The config resolved against the data, the model and the processes."""
-    world: int  # processes (torchrun)
-    global_batch: int  # rows per optimizer step, all processes together
-    steps_per_epoch: int
-    epochs: float
-    steps: int
-    warmup_steps: int
-    save_every: int
-    log_every: int
-    max_length: int
 
 
 @dataclass
@@ -136,27 +122,18 @@ def pick_backend(requested: str) -> str:
     return choose_backend(requested, cuda=cuda, unsloth_problem=problem, world=world)
 
 
-def make_plan(config: TrainConfig, n_train: int, world: int, model_ctx: int | None) -> Plan:
-    for name in ("rank", "batch_size", "grad_accum"):
-        if getattr(config, name) < 1:
+def validate(config: TrainConfig) -> None:
+    if config.rank < 1:
+        raise TrainError("rank must be at least 1")
+    for name in ("batch_size", "grad_accum", "max_length"):
+        if getattr(config, name) is not None and getattr(config, name) < 1:
             raise TrainError(f"{name} must be at least 1")
     if not 0 <= config.eval_share < 1:
         raise TrainError("eval_share must be in [0, 1)")
     if config.max_steps is not None and config.max_steps < 1 or config.epochs is not None and config.epochs <= 0:
         raise TrainError("max_steps and epochs must be positive")
-    batches = math.ceil(n_train / (config.batch_size * world))
-    per_epoch = max(1, math.ceil(batches / config.grad_accum))  # as the Trainer counts them
-    if config.max_steps:
-        steps = config.max_steps
-        epochs = steps / per_epoch
-    else:
-        epochs = config.epochs or min(AUTO_MAX_EPOCHS, max(1, math.ceil(AUTO_STEPS / per_epoch)))
-        steps = max(1, math.ceil(epochs * per_epoch))
-    save_every = config.save_every or min(200, max(1, math.ceil(steps / 5)))
-    log_every = config.log_every or max(1, min(save_every, steps // 50))
-    max_length = config.max_length or min(MAX_AUTO_LENGTH, model_ctx or MAX_AUTO_LENGTH)
-    return Plan(world, config.batch_size * world * config.grad_accum, per_epoch, epochs, steps,
-                math.ceil(config.warmup * steps), save_every, log_every, max_length)
+    if config.minutes is not None and config.minutes <= 0:
+        raise TrainError("minutes must be positive")
 
 
 def lora_targets(model) -> list[str]:
@@ -227,9 +204,9 @@ def load_tokenizer(path: Path):
         raise TrainError(f"the base model's tokenizer does not load ({_first_line(exc)})") from None
 
 
-def load_model(path: Path, backend: str, config: TrainConfig, plan: Plan, base: str):
+def load_model(path: Path, backend: str, config: TrainConfig, max_length: int, base: str):
     """(the model with its LoRA adapter, the dtype it trains in, the adapted layer names).
-    `base`: how the adapter names its base model."""
+    `base`: how the adapter names its base model; `max_length`: the longest row (unsloth)."""
     import torch
 
     cuda = torch.cuda.is_available()
@@ -239,7 +216,7 @@ def load_model(path: Path, backend: str, config: TrainConfig, plan: Plan, base: 
         from unsloth import FastLanguageModel
 
         try:
-            model, _ = FastLanguageModel.from_pretrained(model_name=str(path), max_seq_length=plan.max_length,
+            model, _ = FastLanguageModel.from_pretrained(model_name=str(path), max_seq_length=max_length,
                                                          dtype=None, load_in_4bit=False)
         except Exception as exc:
             raise TrainError(f"the base model {path} does not load in unsloth ({_first_line(exc)})") from None
@@ -247,7 +224,7 @@ def load_model(path: Path, backend: str, config: TrainConfig, plan: Plan, base: 
         model = FastLanguageModel.get_peft_model(
             model, r=config.rank, lora_alpha=config.alpha, lora_dropout=config.dropout,
             target_modules=targets, bias="none", use_gradient_checkpointing="unsloth",
-            random_state=config.seed, max_seq_length=plan.max_length)
+            random_state=config.seed, max_seq_length=max_length)
         _name_base(model, base)
         return model, ("bf16" if bf16 else "fp16"), targets
     from peft import LoraConfig, get_peft_model
@@ -269,6 +246,24 @@ def load_model(path: Path, backend: str, config: TrainConfig, plan: Plan, base: 
     return model, ("bf16" if bf16 else "fp32"), targets
 
 
+def enable_checkpointing(model) -> None:
+    """Gradient checkpointing: each block's activations recomputed in the backward pass instead
+    of kept (non-reentrant: the frozen embeddings need not require a gradient)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", ".*is_gradient_checkpointing", FutureWarning)
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    model.config.use_cache = False
+
+
+def model_shape(path: Path, rank: int) -> Shape:
+    from transformers import AutoConfig
+
+    try:
+        return Shape.of(AutoConfig.from_pretrained(path), rank)
+    except Exception as exc:
+        raise TrainError(f"the base model {path} does not load ({_first_line(exc)})") from None
+
+
 def _name_base(model, base: str) -> None:
     """What adapter_config.json says the base is, in checkpoints and in the final adapter."""
     for cfg in getattr(model, "peft_config", {}).values():
@@ -279,16 +274,19 @@ def _name_base(model, base: str) -> None:
 
 
 def train(dataset_dir, base_spec: str, out_dir, config: TrainConfig | None = None, console=None, *,
-          resume: bool = False, callbacks=()) -> TrainResult:
+          resume: bool = False, callbacks=(), speed: Speed | None = None) -> TrainResult:
     """Train a LoRA adapter of `base_spec` on a labelled dataset into `out_dir`.
 
     `resume`: continue from the newest complete checkpoint in out_dir (with the same config,
     the result equals an uninterrupted run's). Ctrl+C stops after saving nothing new: the
     newest checkpoint stays usable and the result says `interrupted`. `callbacks`: more
-    transformers TrainerCallbacks. Raises TrainError with one line when training cannot start."""
+    transformers TrainerCallbacks. `speed`: this machine's, measured already (finetune/schedule.py;
+    default: measured here, a few steps). Raises TrainError with one line when training cannot
+    start, memory that would not suffice included."""
     from rich.console import Console
 
     config = config or TrainConfig()
+    validate(config)
     console = console or Console(stderr=True)
     dataset_dir, out_dir = Path(dataset_dir), Path(out_dir)
     rank, world = rank_and_world()
@@ -314,32 +312,61 @@ def train(dataset_dir, base_spec: str, out_dir, config: TrainConfig | None = Non
         raise TrainError(f"the dataset is in the chat format and {base_spec} has no chat template: "
                          "label again with --format completion, or train an instruct model")
     train_rows, eval_rows, held = split_by_source(rows, config.eval_share, config.seed)
-    plan = make_plan(config, len(train_rows), world, model_context(resolved.path))
-    train_enc = encode_rows(train_rows, served, fmt, plan.max_length)
-    eval_enc = encode_rows(eval_rows, served, fmt, plan.max_length)
+    shape = model_shape(resolved.path, config.rank)
+    machine = this_machine() if world == 1 else static_machine()  # every rank must plan alike
+    try:
+        check_memory(shape, machine, dropout=config.dropout > 0, max_length=config.max_length,
+                     batch_size=config.batch_size)
+    except MemoryTooSmall as exc:
+        raise TrainError(str(exc)) from None
+    # Every example as long as its served prompt makes it (at most the longest length planned):
+    # the schedule chooses max_length from these.
+    cap = config.max_length or min(LENGTHS[0], model_context(resolved.path) or LENGTHS[0])
+    train_enc = encode_rows(train_rows, served, fmt, cap)
+    eval_enc = encode_rows(eval_rows, served, fmt, cap)
     if not train_enc.examples:
-        raise TrainError(f"no training example fits in max_length={plan.max_length} tokens")
-    plan = make_plan(config, len(train_enc.examples), world, plan.max_length)
+        raise TrainError(f"no training example fits in max_length={cap} tokens")
 
     # rank 0 checks (the others would see the config.json it writes next), and fails for all
     previous = _check_out_dir(out_dir, resume, config, base_spec, dataset_dir) if rank == 0 else None
     checkpoint = last_checkpoint(out_dir) if resume else None
+    # Checkpoints name the base by its directory: PEFT reads the base's config.json when it saves,
+    # and a built-in name (not a Hub id) would send it to the Hub. The final adapter names it
+    # as the person did (save_adapter below).
+    model, precision, targets = load_model(resolved.path, backend, config, cap,
+                                           base_name(str(resolved.path), resolved.path))
+    planned = (previous or {}).get("resolved") if checkpoint else None
+    if planned and planned.get("world") == world:  # a resumed run keeps its plan (its scheduler's steps)
+        plan = Plan(**{k: v for k, v in planned.items() if k in Plan.__dataclass_fields__})
+    else:
+        if speed is None:
+            speed = (probe(model, machine.device, probe_lengths(shape, machine, config.dropout > 0)) if world == 1
+                     else Speed.nominal(shape, machine.device))
+        try:
+            plan = choose(config, [len(e.input_ids) for e in train_enc.examples], shape, speed, machine, world,
+                          eval_lengths=[len(e.input_ids) for e in eval_enc.examples])
+        except MemoryTooSmall as exc:
+            raise TrainError(str(exc)) from None
+    if plan.max_length != cap:
+        train_enc = encode_rows(train_rows, served, fmt, plan.max_length)
+        eval_enc = encode_rows(eval_rows, served, fmt, plan.max_length)
+        if not train_enc.examples:
+            raise TrainError(f"no training example fits in max_length={plan.max_length} tokens")
+    if plan.checkpointing and backend == "transformers":
+        enable_checkpointing(model)
     record = {"status": "running", "config": asdict(config), "resolved": asdict(plan), "base": base_spec,
               "base_path": str(resolved.path), "dataset": str(dataset_dir.resolve()), "format": fmt,
-              "backend": backend, "data": {"train": train_enc.summary(), "eval": eval_enc.summary(),
-                                           "eval_sources": held,
-                                           "train_sources": sorted({r["source"] for r in train_rows})},
+              "backend": backend, "machine": machine.describe(), "speed": asdict(speed) if speed else None,
+              "data": {"train": train_enc.summary(), "eval": eval_enc.summary(), "eval_sources": held,
+                       "train_sources": sorted({r["source"] for r in train_rows})},
               "dataset_manifest": dataset_manifest(dataset_dir), "resumed_from": str(checkpoint) if checkpoint else None,
-              "versions": versions(backend)}
+              "versions": versions(backend), "lora_targets": targets, "precision": precision}
     if rank == 0:
         write_atomic(out_dir / "config.json", json.dumps(record, indent=2))
 
-    model, precision, targets = load_model(resolved.path, backend, config, plan, base_name(base_spec, resolved.path))
-    record["lora_targets"] = targets
-    record["precision"] = precision
     trainer, recorder = _trainer(model, tokenizer, train_enc, eval_enc, out_dir, config, plan, precision,
                                  console if rank == 0 else None, callbacks,
-                                 eval_on_start=bool(eval_enc.examples) and checkpoint is None)
+                                 eval_on_start=bool(eval_enc.examples) and checkpoint is None, backend=backend)
     recorder.rows = read_metrics(out_dir / "metrics.jsonl", step_of(checkpoint)) if checkpoint else {}
     if rank == 0:
         _announce(console, base_spec, backend, fmt, train_enc, eval_enc, held, plan, checkpoint, previous)
@@ -363,6 +390,7 @@ def train(dataset_dir, base_spec: str, out_dir, config: TrainConfig | None = Non
                          len(train_enc.examples), len(eval_enc.examples), held, interrupted, newest)
     if rank == 0:
         if not interrupted:
+            _name_base(trainer.model, base_name(base_spec, resolved.path))
             result.adapter = save_adapter(trainer.model, out_dir)
         record.update(status="interrupted" if interrupted else "finished", steps=state.global_step,
                       eval_loss_before=eval_before, eval_loss=eval_after, train_loss=result.train_loss,
@@ -391,19 +419,50 @@ def _check_out_dir(out_dir: Path, resume: bool, config: TrainConfig, base_spec: 
     return previous
 
 
+def completion_trainer():
+    """The Trainer with the loss computed from the logits of the positions that predict a
+    target only: the completion and its EOS, a few tokens of a row of hundreds. The output layer
+    is what a small model's vocabulary makes expensive (SmolLM2: 49,152 x 576, a fifth of its
+    forward pass, and a [tokens x 49,152] float32 tensor kept for the backward pass): measured,
+    a 512-token row trained at 107 tokens/s this way and 39 with every position's logits. No
+    attention mask is passed: padding is on the right and attention is causal, so no real token
+    sees a pad, and attention keeps its fast path (no [length x length] mask)."""
+    import torch.nn.functional as F
+    from transformers import Trainer
+
+    class CompletionTrainer(Trainer):
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            targets = inputs["labels"][:, 1:]  # position j predicts token j + 1
+            keep = (targets != IGNORE).any(0).nonzero().squeeze(1)  # positions any row needs
+            out = model(input_ids=inputs["input_ids"], logits_to_keep=keep)
+            picked = targets[:, keep]
+            loss = F.cross_entropy(out.logits.float().flatten(0, 1), picked.flatten(), ignore_index=IGNORE,
+                                   reduction="sum")
+            if num_items_in_batch is None:  # evaluation, or a Trainer that does not count: this batch's mean
+                loss = loss / (picked != IGNORE).sum().clamp(min=1)
+            else:  # the mean over the whole step's targets (all passes and processes), as transformers does
+                loss = loss / num_items_in_batch
+                if self.args.average_tokens_across_devices:
+                    loss = loss * self.accelerator.num_processes
+            return (loss, out) if return_outputs else loss
+
+    return CompletionTrainer
+
+
 def _trainer(model, tokenizer, train_enc, eval_enc, out_dir, config, plan, precision, console, callbacks,
-             eval_on_start: bool):
+             eval_on_start: bool, backend: str = "transformers"):
     import torch
     from transformers import PrinterCallback, Trainer, TrainingArguments
 
     cuda = torch.cuda.is_available()
     options = dict(
-        output_dir=str(out_dir / "checkpoints"), per_device_train_batch_size=config.batch_size,
-        per_device_eval_batch_size=config.batch_size, gradient_accumulation_steps=config.grad_accum,
+        output_dir=str(out_dir / "checkpoints"), per_device_train_batch_size=plan.batch_size,
+        per_device_eval_batch_size=plan.batch_size, gradient_accumulation_steps=plan.grad_accum,
         learning_rate=config.lr, weight_decay=0.0, max_grad_norm=1.0, lr_scheduler_type="cosine",
         warmup_steps=plan.warmup_steps, max_steps=plan.steps, logging_strategy="steps",
         logging_steps=plan.log_every, eval_strategy="steps" if eval_enc.examples else "no",
-        eval_steps=plan.save_every, eval_on_start=eval_on_start, save_strategy="steps", save_steps=plan.save_every,
+        eval_steps=plan.eval_every or plan.save_every, eval_on_start=eval_on_start, save_strategy="steps",
+        save_steps=plan.save_every, prediction_loss_only=True,
         save_total_limit=KEEP_CHECKPOINTS, seed=config.seed, data_seed=config.seed,
         use_cpu=not cuda, bf16=precision == "bf16", fp16=precision == "fp16", report_to="none",
         disable_tqdm=True, remove_unused_columns=False, label_names=["labels"], dataloader_num_workers=0,
@@ -421,7 +480,9 @@ def _trainer(model, tokenizer, train_enc, eval_enc, out_dir, config, plan, preci
         args = TrainingArguments(**options)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     recorder = make_recorder(out_dir, plan.steps, console)
-    trainer = Trainer(model=model, args=args, train_dataset=Rows(train_enc.examples),
+    # unsloth computes its own loss (fused, chunked over the vocabulary); transformers + PEFT: ours
+    trainer_class = Trainer if backend == "unsloth" else completion_trainer()
+    trainer = trainer_class(model=model, args=args, train_dataset=Rows(train_enc.examples),
                       eval_dataset=Rows(eval_enc.examples) if eval_enc.examples else None,
                       data_collator=Collator(pad, 8 if cuda else 1), callbacks=[recorder, *callbacks])
     trainer.remove_callback(PrinterCallback)  # it prints every log as a dict: the recorder shows them
@@ -431,8 +492,11 @@ def _trainer(model, tokenizer, train_enc, eval_enc, out_dir, config, plan, preci
 def _announce(console, base_spec, backend, fmt, train_enc, eval_enc, held, plan, checkpoint, previous) -> None:
     console.print(f"training a LoRA adapter of [bold]{base_spec}[/] ({backend}, {fmt} prompts): "
                   f"{len(train_enc.examples)} examples, {len(eval_enc.examples)} held out "
-                  f"({len(held)} file{'s' * (len(held) != 1)}); {plan.steps} steps of {plan.global_batch} rows "
-                  f"({plan.epochs:.3g} epochs), a checkpoint every {plan.save_every}")
+                  f"({len(held)} file{'s' * (len(held) != 1)})", highlight=False)
+    console.print(f"  {describe_plan(plan)}", highlight=False)
+    if train_enc.windowed:
+        console.print(f"  {train_enc.windowed} prompts served from a shorter window of their state to fit "
+                      f"{plan.max_length} tokens", highlight=False)
     if train_enc.dropped or eval_enc.dropped:
         console.print(f"[yellow]{train_enc.dropped + eval_enc.dropped} examples left out: their completion "
                       f"does not fit in {plan.max_length} tokens")
@@ -440,6 +504,26 @@ def _announce(console, base_spec, backend, fmt, train_enc, eval_enc, held, plan,
         console.print(f"resuming from {checkpoint}")
     elif previous:
         console.print("[yellow]--resume: no complete checkpoint yet, starting from the beginning")
+
+
+def describe_plan(plan: Plan) -> str:
+    """The schedule in a line: steps, rows, length, epochs, time and memory here."""
+    rows = f"{plan.global_batch} rows" + (f" ({plan.grad_accum} passes of {plan.batch_size})" if plan.grad_accum > 1 else "")
+    text = (f"{plan.steps} steps of {rows} of up to {plan.max_length} tokens ({plan.epochs:.3g} epoch{'' if plan.epochs == 1 else 's'})"
+            f"{', gradient checkpointing' if plan.checkpointing else ''}, a checkpoint every {plan.save_every}")
+    if plan.seconds:
+        text += f"; about {duration(plan.seconds)} here"
+    if plan.peak_bytes:
+        text += f", peak memory about {plan.peak_bytes / 2**30:.1f} GB of {plan.memory_bytes / 2**30:.1f} GB free"
+    return text
+
+
+def duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    if seconds < 90:
+        return f"{seconds} s"
+    minutes = round(seconds / 60)
+    return f"{minutes} min" if minutes < 90 else f"{minutes // 60} h {minutes % 60:02d} min"
 
 
 def _report(console, result: TrainResult) -> None:

@@ -36,7 +36,6 @@ from coach.specs import ModelSpec
 from coach.types import Context, Prompt, Request
 
 IGNORE = -100  # the label of a position that is not trained (prompt and padding)
-PROMPT_CHARS = 8000  # the editor's window of code before the cursor (coach.engine.Coach's default)
 
 
 class TrainError(Exception):
@@ -139,7 +138,7 @@ class Encoding:
 
 
 def encode_rows(rows: list[dict], served: ServedPrompts, fmt: str, max_length: int,
-                prompt_chars: int = PROMPT_CHARS) -> Encoding:
+                prompt_chars: int = prompts.WINDOW_CHARS) -> Encoding:
     eos = served.tokenizer.eos_token_id
     if eos is None:
         raise TrainError(f"{served.spec.label}: the tokenizer has no EOS token: the model could not learn to stop")
@@ -340,10 +339,12 @@ def make_recorder(out_dir: Path, total_steps: int, console):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
     from transformers import TrainerCallback
 
+    from finetune.progress import Milestones
+
     class Recorder(TrainerCallback):
         def __init__(self):
             self.rows: dict[int, dict] = {}
-            self.progress = self.task = None
+            self.progress = self.task = self.milestones = None
             self.seconds = 0.0  # training time this session (not eval, not saving)
             self.tokens = 0  # training tokens this session
             self._tokens_at_start = None
@@ -355,6 +356,8 @@ def make_recorder(out_dir: Path, total_steps: int, console):
             if console is None:
                 yield
                 return
+            if not console.is_terminal:
+                self.milestones = Milestones(console, "training")
             self.progress = Progress(TextColumn("training"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                                      TimeRemainingColumn(), TextColumn("{task.description}"), console=console)
             with self.progress:
@@ -378,6 +381,8 @@ def make_recorder(out_dir: Path, total_steps: int, console):
                 self.seconds += time.perf_counter() - self._t
             if self.progress:
                 self.progress.update(self.task, completed=state.global_step)
+            if self.milestones:  # a file: lines, where a terminal has the bar
+                self.milestones.update(state.global_step, state.max_steps, self.losses(), " steps")
 
         def on_log(self, args, state, control, logs=None, **kw):
             logs = logs or {}
@@ -396,10 +401,12 @@ def make_recorder(out_dir: Path, total_steps: int, console):
             if "eval_loss" in logs:
                 row["eval_loss"] = logs["eval_loss"]
             if self.progress:
-                last = {k: v for s in sorted(self.rows) for k, v in self.rows[s].items() if k.endswith("loss")}
-                self.progress.update(self.task, description="  ".join(
-                    f"{k.removesuffix('_loss')} loss {v:.3f}" for k, v in sorted(last.items(), reverse=True)))
+                self.progress.update(self.task, description=self.losses())
             self.flush()
+
+        def losses(self) -> str:
+            last = {k: v for s in sorted(self.rows) for k, v in self.rows[s].items() if k.endswith("loss")}
+            return "  ".join(f"{k.removesuffix('_loss')} loss {v:.3f}" for k, v in sorted(last.items(), reverse=True))
 
         def on_save(self, args, state, control, **kw):
             self.flush(plot=True)

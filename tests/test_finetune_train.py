@@ -346,3 +346,34 @@ def test_two_processes_under_torchrun_train_the_one_process_adapter(test_models,
 
 def one_global(run: Path) -> int:
     return json.loads((run / "config.json").read_text())["resolved"]["global_batch"]
+
+
+def test_the_loss_from_the_target_positions_alone_is_the_models_own_loss(test_models, dataset, tmp_path):
+    """CompletionTrainer computes the output layer only where a completion token or its EOS is
+    predicted, without an attention mask: on a right-padded batch of rows of different lengths
+    its loss (and its gradient) equals the model's own loss over every position with the mask."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer, TrainingArguments
+
+    from finetune.train import completion_trainer
+    from finetune.train_data import Collator
+
+    tokenizer = AutoTokenizer.from_pretrained(test_models.memorizer)
+    examples = encode_rows(read_rows(dataset), ServedPrompts(tokenizer, resolve(str(test_models.memorizer), engine="hf")),
+                           "completion", MAX_LENGTH).examples[:4]
+    assert len({len(e.input_ids) for e in examples}) > 1  # padding matters
+    batch = Collator(tokenizer.pad_token_id or 0)([{"input_ids": e.input_ids, "labels": e.labels} for e in examples])
+    torch.manual_seed(0)
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(test_models.memorizer, dtype=torch.float64),
+                           LoraConfig(r=4, lora_dropout=0.0, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    trainer = completion_trainer()(model=model, args=TrainingArguments(output_dir=str(tmp_path), use_cpu=True,
+                                                                         report_to="none"))
+    ours = trainer.compute_loss(model, dict(batch))
+    ours.backward()
+    ours_grads = [p.grad.clone() for p in model.parameters() if p.requires_grad]
+    model.zero_grad()
+    theirs = model(**batch).loss
+    theirs.backward()
+    assert ours.item() == pytest.approx(theirs.item(), rel=1e-9)
+    for a, p in zip(ours_grads, [p for p in model.parameters() if p.requires_grad]):
+        assert torch.allclose(a, p.grad, rtol=1e-7, atol=1e-12)

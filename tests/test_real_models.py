@@ -134,20 +134,25 @@ def test_threshold_in_chat_stops_at_eta_and_shows_what_the_whole_generation_woul
 
 
 def independent_labels(hf_dir: Path, text: str, cuts: list[int], etas, cap: int) -> dict:
-    """i* for each (cut, η) from one plain forward pass over BOS + the file's tokens: the NLL in
-    bits of each file token, summed from the cut on, and the first index where the sum reaches
-    η (the number of tokens kept); all of them when it never does, within `cap` tokens.
-    Also returns how close any of these sums comes to an η (what rounding could move)."""
+    """i* for each (cut, η) from one plain forward pass over the file's tokens as the editor
+    serves them (with what the tokenizer puts first: nothing for SmolLM2): the NLL in bits of
+    each file token, summed from the cut on, and the first index where the sum reaches η (the
+    number of tokens kept); all of them when it never does, within `cap` tokens. Also returns
+    how close any of these sums comes to an η (what rounding could move)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(hf_dir)
     model = AutoModelForCausalLM.from_pretrained(hf_dir, dtype=torch.float32).eval()
     ids = tokenizer(text, add_special_tokens=False)["input_ids"]
-    seq = [tokenizer.bos_token_id] + ids
+    lead = tokenizer("")["input_ids"]
+    seq = lead + ids
     with torch.no_grad():
         logp = torch.log_softmax(model(torch.tensor([seq])).logits[0].double(), dim=-1)
-    # position p predicts seq[p + 1], i.e. file token p
-    bits = (-logp[torch.arange(len(ids)), torch.tensor(ids)] / np.log(2)).numpy()
+    # position p predicts seq[p + 1]: file token j (j >= 1 without a lead) is predicted at len(lead) + j - 1
+    first = 1 - len(lead) if not lead else 0
+    bits = np.full(len(ids), np.nan)
+    at = torch.arange(first, len(ids))
+    bits[first:] = (-logp[len(lead) + at - 1, torch.tensor(ids)[at]] / np.log(2)).numpy()
     out, margin = {}, float("inf")
     for cut in cuts:
         cum = np.cumsum(bits[cut:cut + cap])
@@ -283,3 +288,41 @@ def test_lora_steps_lower_the_loss_and_the_gguf_export_loads_and_scores_as_trans
     print(f"generated after {FIB[-20:]!r}: {out['choices'][0]['text']!r}")
     assert out["choices"][0]["text"].strip() and out["usage"]["completion_tokens"] > 0
     shutil.rmtree(trained.run / "export")  # 810 MB: the float32 merged weights and the GGUF
+
+
+@pytest.mark.slow
+def test_a_real_run_stays_under_the_peak_memory_its_plan_states(installed, estimator, tmp_path):
+    """`empower-finetune train` on SmolLM2 with the schedule finetune/schedule.py chooses here
+    (rows per pass, length, checkpointing), on states of long files (rows of ~1,700 tokens, the
+    costliest the default meets): the command's peak resident memory, measured by the kernel,
+    stays under the peak its plan states, and the plan fits a laptop."""
+    import os
+    import subprocess
+    import sys
+
+    from finetune import corpus
+    from finetune.dataset import LabelConfig, Source, label_corpus
+
+    code = tmp_path / "code"
+    code.mkdir()
+    for name in ("textwrap", "shlex"):  # long enough for states deep into the editor's window
+        (code / f"{name}_copy.py").write_text((STDLIB / f"{name}.py").read_text()[:7000])
+    found = corpus.scan(code)
+    label_corpus([Source(f.rel, f.text, f.sha256) for f in found.files], estimator,
+                 LabelConfig(NAME, etas=(2.0,), k=2, seed=1), tmp_path / "data")
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "finetune.train", str(tmp_path / "data" / "empower-eta2"),
+                             "--base", NAME, "--out", str(out), "--max-steps", "1", "--grad-accum", "2",
+                             "--eval-share", "0"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            env={**os.environ, "OMP_NUM_THREADS": "2"})
+    _, status, usage = os.wait4(proc.pid, 0)
+    err = proc.stderr.read().decode()
+    assert os.waitstatus_to_exitcode(status) == 0, err[-2000:]
+    plan = json.loads((out / "config.json").read_text())["resolved"]
+    peak = usage.ru_maxrss * 1024
+    tokens = json.loads((out / "config.json").read_text())["data"]["train"]["tokens"]
+    print(f"\nplan: {plan['batch_size']} row a pass x {plan['max_length']} tokens, checkpointing "
+          f"{plan['checkpointing']}; measured peak {peak / 2**30:.2f} GB, stated {plan['peak_bytes'] / 2**30:.2f} GB "
+          f"({tokens} tokens in the {json.loads((out / 'config.json').read_text())['data']['train']['examples']} rows)")
+    assert plan["batch_size"] == 1 and plan["max_length"] == 2048  # the CPU schedule: a row a pass, all of it
+    assert peak < plan["peak_bytes"] < 12 * 2**30
