@@ -180,6 +180,7 @@ def label_command(argv: list[str]) -> int:
     from finetune import corpus
     from finetune.dataset import LabelConfig, Source, label_corpus
     from finetune.labels import RULES, Estimator
+    from finetune.progress import Milestones
 
     for rule in args.rule:
         if rule not in RULES and not (rule.startswith("sft-") and rule[4:].isdigit() and int(rule[4:]) > 0):
@@ -202,12 +203,17 @@ def label_command(argv: list[str]) -> int:
                          tuple(args.eta), args.k, args.where, args.seed)
     sources = [Source(f.rel, f.text, f.sha256) for f in found.files]
     out = Path(args.out)
+    lines = None if console.is_terminal else Milestones(console, "labelling")  # a file: lines, not a bar
+
+    def progress(n, total, rel):
+        bar.update(task, completed=n, total=total, description=rel)
+        if lines:
+            lines.update(n, total, rel, " files")
+
     with Progress(TextColumn("labelling"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   TextColumn("{task.description}"), console=console) as bar:
         task = bar.add_task("", total=None)
-        summary = label_corpus(sources, estimator, config, out,
-                               progress=lambda n, total, rel: bar.update(task, completed=n, total=total,
-                                                                         description=rel))
+        summary = label_corpus(sources, estimator, config, out, progress=progress)
     print_summary(summary, out, Console())
     return 0
 

@@ -31,17 +31,19 @@ change what the name means (η, the rule, the base, the training settings) need 
 from __future__ import annotations
 
 import argparse
+import gc
 import hashlib
 import json
 import os
 import re
+import resource
 import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-STAGES = ("scan", "label", "train", "export", "register")
+STAGES = ("scan", "plan", "label", "train", "export", "register")
 SMALL_MODEL_BYTES = 1_000_000_000  # an f16 GGUF under this is registered as it is, larger: q4_k_m
 RUNS = Path("empower-runs")  # the default parent of RUN_DIR, in the current directory
 
@@ -61,10 +63,13 @@ class Row:
     total: int | None = None
     started: float | None = None
     ended: float | None = None
+    pace: object = None  # finetune.progress.Pace, while running
 
 
 class Board:
-    """The stage rows, drawn live by rich (a table: mark, stage, bar, what happened, time)."""
+    """The stage rows, drawn live by rich in a terminal (mark, stage, bar, time, time left, what
+    happened); written to a file, a line as each stage starts and ends and milestones between
+    (finetune/progress.py). Time left: from the pace so far, or the plan's estimate before that."""
 
     MARKS = {"pending": "[dim]·[/]", "done": "[green]✓[/]", "kept": "[green]✓[/]", "skipped": "[yellow]–[/]",
              "failed": "[red]✗[/]", "interrupted": "[yellow]■[/]"}
@@ -73,40 +78,63 @@ class Board:
         from rich.live import Live
         from rich.spinner import Spinner
 
+        self.console = console
         self.rows = {name: Row() for name in STAGES}
+        self.planned: dict[str, float] = {}  # stage -> estimated seconds (the plan's)
+        self.milestones = {}
         self.spinner = Spinner("dots", style="cyan")
         # transient: the live drawing is erased at the end and the board printed once, where it
         # says something (not after a bad DIR: the error alone says it)
         self.live = Live(self, console=console, refresh_per_second=8, transient=True)
+
+    @property
+    def lines(self) -> bool:
+        """Whether progress goes out as lines (a file, a pipe) rather than a live drawing."""
+        return not self.console.is_terminal
 
     def __rich__(self):
         from rich.markup import escape
         from rich.progress_bar import ProgressBar
         from rich.table import Table
 
+        from finetune.progress import clock
+
         table = Table.grid(padding=(0, 1))
-        for _ in range(4):
+        for _ in range(5):
             table.add_column(no_wrap=True)
         table.add_column(overflow="fold")
         now = time.perf_counter()
+        running = any(r.status == "running" for r in self.rows.values())
         for name, row in self.rows.items():
             mark = self.spinner if row.status == "running" else self.MARKS[row.status]
-            running = any(r.status == "running" for r in self.rows.values())
             if row.status == "running" and row.total:
                 bar = ProgressBar(total=row.total, completed=row.done or 0, width=20)
             else:  # the column is there while a stage runs, not in the final drawing
                 bar = " " * 20 if running else ""
-            took = ""
+            took = left = ""
             if row.started is not None:
                 took = f"{(row.ended or now) - row.started:5.1f}s"
+                if row.status == "running" and row.pace is not None:
+                    seconds = row.pace.remaining(row.done or 0, row.total)
+                    left = f"~{clock(seconds)} left" if seconds is not None else ""
             detail = escape(row.detail)
             if row.status == "kept":
                 detail = f"[dim]kept: {detail}[/]"
-            table.add_row(mark, f"[bold]{name:<8}[/]", bar, f"[dim]{took:>7}[/]", detail)
+            table.add_row(mark, f"[bold]{name:<8}[/]", bar, f"[dim]{took:>7}[/]", f"[dim]{left}[/]", detail)
         return table
 
+    def say(self, text: str) -> None:
+        if self.lines:
+            self.console.print(text, highlight=False, soft_wrap=True, markup=False)
+
     def start(self, name: str, detail: str = "") -> None:
-        self.rows[name] = Row("running", detail, started=time.perf_counter())
+        from finetune.progress import Milestones, clock
+
+        self.milestones[name] = Milestones(self.console, name, planned=self.planned.get(name))
+        self.rows[name] = Row("running", detail, started=time.perf_counter(), pace=self.milestones[name].pace)
+        planned = f" (about {clock(self.planned[name])})" if name in self.planned else ""
+        if detail and name in self.planned:  # the long stages; a kept one ends at once, and its end says it
+            self.say(f"{name}: started{planned}: {detail}")
 
     def update(self, name: str, detail: str | None = None, done: int | None = None, total: int | None = None) -> None:
         row = self.rows[name]
@@ -116,13 +144,20 @@ class Board:
             row.done = done
         if total is not None:
             row.total = total
+        if self.lines and row.total and done is not None:
+            self.milestones[name].update(row.done, row.total, row.detail)
 
     def finish(self, name: str, status: str, detail: str | None = None) -> None:
+        from finetune.progress import clock
+
         row = self.rows[name]
         row.status = status
         row.ended = time.perf_counter() if row.started is not None else None
         if detail is not None:
             row.detail = detail
+        took = f" in {clock(row.ended - row.started)}" if row.started is not None and status != "kept" else ""
+        if status != "failed":  # a failure's one line comes at the end, from the command
+            self.say(f"{name}: {status}{took}" + (f": {row.detail}" if row.detail else ""))
 
     def stop_running(self, status: str) -> None:
         for name, row in self.rows.items():
@@ -143,8 +178,8 @@ class LineSink:
         self.buffer += text
         while "\n" in self.buffer:
             line, self.buffer = self.buffer.split("\n", 1)
-            if line.strip() and not line.lstrip().startswith("training ━"):  # train's own bar: the row shows it
-                self.console.print(Text(line), highlight=False)
+            if line.strip() and not line.lstrip().startswith("training"):  # train's own progress: the row shows it
+                self.console.print(Text(line), highlight=False, soft_wrap=True)
         return len(text)
 
     def flush(self) -> None:
@@ -278,6 +313,7 @@ class Pipeline:
         self.trained = None  # the finished run, as finetune/export.py reads it
         self.registered: tuple[str, Path] | None = None  # name, spec
         self.notices: list[str] = []
+        self.run_plan = None  # finetune/plan.py's RunPlan, once made
         self.where = ""  # how the run directory was chosen, when not by --out
 
     # ---- bookkeeping
@@ -290,7 +326,7 @@ class Pipeline:
         self.save()
 
     def notice(self, text: str) -> None:
-        self.console.print(text, highlight=False)
+        self.console.print(text, highlight=False, soft_wrap=True)
 
     # ---- the stages
     def run(self) -> None:
@@ -301,7 +337,12 @@ class Pipeline:
             with self.board.live:
                 try:
                     for stage in STAGES:
+                        started = time.perf_counter()
                         getattr(self, f"stage_{stage}")()
+                        gc.collect()  # a stage's models go before the next one loads its own
+                        # peak_rss: the process's peak resident memory so far (bench/train.py reads both)
+                        self.record(stage, seconds=round(time.perf_counter() - started, 1),
+                                    peak_rss=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
                 except KeyboardInterrupt:
                     self.board.stop_running("interrupted")
                     raise
@@ -336,6 +377,28 @@ class Pipeline:
                    if found.skipped else ""))
         b.finish("scan", "kept" if previous.get("files") == listing["files"] else "done",
                  what + (" (unchanged)" if previous.get("files") == listing["files"] else ""))
+
+    def stage_plan(self) -> None:
+        from finetune import plan
+        from finetune.train import TrainConfig
+        from finetune.train_data import TrainError
+
+        b = self.board
+        saved = self.state.get("plan")
+        b.start("plan", "measuring this machine" if not saved else "")
+        try:
+            run, record = plan.make(self.config, self.corpus.files, TrainConfig(**self.config.train), saved)
+        except TrainError as exc:
+            b.finish("plan", "failed")
+            raise PipelineError(str(exc)) from None
+        self.run_plan = run
+        self.state["plan"] = record
+        self.save()
+        for line in run.lines():
+            self.notice(line)
+        b.planned.update(label=run.label_seconds, train=run.train.seconds, export=run.export_seconds)
+        # kept: this machine's speed was measured by an earlier run of this directory
+        b.finish("plan", "done" if run.measured else "kept", run.summary())
 
     def corpus_fingerprint(self) -> str:
         h = hashlib.sha256()
@@ -418,10 +481,13 @@ class Pipeline:
             self.notice(f"the labels changed since {out} was trained: training again ({out} moved to {moved})")
         b.start("train", "resuming" if resume else "loading the base model")
         self.record("train", inputs=inputs, status="running")
-        sink = Console(file=LineSink(self.console), width=self.console.width, no_color=True, highlight=False)
+        # in a file, lines as long as they are (a terminal's width where there is one)
+        width = self.console.width if self.console.is_terminal else 1000
+        sink = Console(file=LineSink(self.console), width=width, no_color=True, highlight=False)
         try:
             result = train(self.dataset, self.config.base, out, TrainConfig(**self.config.train), sink,
-                           resume=resume, callbacks=[train_callback(b)])
+                           resume=resume, callbacks=[train_callback(b)],
+                           speed=self.run_plan.speed if self.run_plan else None)
         except TrainError as exc:
             b.finish("train", "failed")
             raise PipelineError(str(exc)) from None
@@ -530,6 +596,15 @@ class Pipeline:
                            f"empower-tui FILE --model {escape(laptop.name)}{fmt}", highlight=False, soft_wrap=True)
         self.out.print(f"  other exports:  empower-finetune export {escape(str(self.run_dir))} --to "
                        "merged|gguf|gguf-lora [--quant q8_0]", highlight=False, soft_wrap=True)
+        trained = _read(self.run_dir / "train" / "config.json")
+        before, after = trained.get("eval_loss_before"), trained.get("eval_loss")
+        held = trained.get("data", {}).get("eval_sources", [])
+        if after is not None:
+            change = (f"{before:.3f} → {after:.3f} nats per completion token ({100 * (after - before) / before:+.0f}%)"
+                      if before is not None else f"{after:.3f} nats per completion token")
+            self.out.print(f"  held-out loss:  {change} on {len(held)} file{'s' * (len(held) != 1)} it never trained "
+                           f"on; the curve: {escape(str(self.run_dir / 'train' / 'loss.png'))}",
+                           highlight=False, soft_wrap=True)
 
 
 # ------------------------------------------------------------------ the command
@@ -564,8 +639,8 @@ def parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("training (default: what finetune/train.py chooses for the data)")
     comments = _field_comments()
     defaults = TrainConfig()
-    for name, kind in (("max_steps", int), ("epochs", float), ("lr", float), ("rank", int), ("batch_size", int),
-                       ("max_length", int), ("seed", int)):
+    for name, kind in (("minutes", float), ("max_steps", int), ("epochs", float), ("lr", float), ("rank", int),
+                       ("batch_size", int), ("max_length", int), ("seed", int)):
         default = getattr(defaults, name)
         g.add_argument("--" + name.replace("_", "-"), type=kind, metavar="N",
                        help=f"{comments.get(name, '')} (default: {'auto' if default is None else default})"
@@ -580,7 +655,10 @@ def configure(args) -> tuple[PipelineConfig, Path]:
     from coach import registry
     from coach.types import CoachError
     from finetune import corpus
-    from finetune.train import TrainConfig, TrainError, load_tokenizer, model_context, resolve_base
+    from finetune.machine import this_machine
+    from finetune.schedule import MemoryTooSmall, check_memory
+    from finetune.train import (TrainConfig, TrainError, load_tokenizer, model_context, model_shape, resolve_base,
+                                validate)
 
     code = Path(args.dir).expanduser()
     if not code.exists():
@@ -603,13 +681,19 @@ def configure(args) -> tuple[PipelineConfig, Path]:
         registry.check_name(name)
     except ValueError as exc:
         raise PipelineError(str(exc)) from None
-    changes = {k: getattr(args, k) for k in ("max_steps", "epochs", "lr", "rank", "batch_size", "max_length", "seed")
+    changes = {k: getattr(args, k) for k in ("minutes", "max_steps", "epochs", "lr", "rank", "batch_size", "max_length", "seed")
                if getattr(args, k) is not None}
     train_config = TrainConfig(**changes)
     try:
+        validate(train_config)
         base = resolve_base(args.base)  # a transformers model: its config and tokenizer load
         model_context(base.path)
         tokenizer = load_tokenizer(base.path)
+        # what the machine cannot hold is refused now, before any work (the plan refines it)
+        check_memory(model_shape(base.path, train_config.rank), this_machine(), dropout=train_config.dropout > 0,
+                     max_length=train_config.max_length, batch_size=train_config.batch_size)
+    except MemoryTooSmall as exc:
+        raise PipelineError(str(exc)) from None
     except TrainError as exc:
         raise PipelineError(str(exc)) from None
     except CoachError as exc:

@@ -24,7 +24,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 NAME = "code-eta0.32"  # the default: the directory's name and η
-STAGES = ("scan", "label", "train", "export", "register")
+STAGES = ("scan", "plan", "label", "train", "export", "register")
 
 
 @pytest.fixture(autouse=True)
