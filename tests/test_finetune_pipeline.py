@@ -107,6 +107,10 @@ def test_the_whole_pipeline_resumes_registers_serves_and_then_keeps_everything(t
     assert set(rows) == set(STAGES), done.stderr
     assert all("✓" in row for row in rows.values()), done.stderr
     assert "kept:" in rows["label"] and "kept:" not in rows["train"]  # labels reused, training resumed
+    # the output is a pipe, as a log file: the plan before any work, each stage's end in a line
+    plan = next(line for line in done.stderr.splitlines() if line.startswith("plan, on "))
+    assert "tokens/s" in plan and "  in all: about " in done.stderr and "peak memory about" in done.stderr
+    assert "train: done in " in done.stderr and "export: done in " in done.stderr
     config = json.loads((run / "train" / "config.json").read_text())
     assert config["status"] == "finished"
     if stopped is not None:
@@ -232,6 +236,7 @@ LOADS_THE_BASE = pytest.mark.slow  # a few seconds each: transformers and the ba
     pytest.param("no code", "nothing to learn from in", marks=LOADS_THE_BASE),
     pytest.param("base broken", "does not load", marks=LOADS_THE_BASE),
     pytest.param("weights broken", "does not load", marks=LOADS_THE_BASE),
+    pytest.param("too big for memory", "needs about", marks=LOADS_THE_BASE),
 ])
 def test_bad_input_is_one_line_and_exit_2(test_models, code, tmp_path, case, message):
     base, directory, extra = str(test_models.memorizer), str(code), []
@@ -251,6 +256,8 @@ def test_bad_input_is_one_line_and_exit_2(test_models, code, tmp_path, case, mes
         base = str(bad_base(tmp_path, test_models))
     elif case == "weights broken":
         base = str(truncated_weights(tmp_path, test_models))
+    elif case == "too big for memory":  # 4M tokens a pass: no laptop holds that
+        extra = ["--batch-size", "4096", "--max-length", "1024"]
     done = finetune(directory, "--base", base, "--out", str(tmp_path / "run"), *extra)
     assert done.returncode == 2, done.stderr
     last = done.stderr.strip().splitlines()[-1]
@@ -258,6 +265,7 @@ def test_bad_input_is_one_line_and_exit_2(test_models, code, tmp_path, case, mes
     assert "Traceback" not in done.stderr
     if case != "weights broken":  # found before anything ran: the error is all that is said
         assert done.stderr.count("\n") == 1, done.stderr
+        assert not (tmp_path / "run").exists()
 
 
 def test_no_arguments_print_the_usage_and_a_typo_is_caught(tmp_path):
