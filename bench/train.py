@@ -287,7 +287,7 @@ def pipeline(args, work: Path) -> int:
     console.print(f"wall {clock(wall)} (planned {clock(plan['seconds'])}; target about 20 min: "
                   f"{wall / 1200:.2f}× of it); peak resident memory {peak / 2**30:.2f} GB (stated "
                   f"{plan['train']['peak_bytes'] / 2**30:.2f} GB: measured ÷ stated {peak / plan['train']['peak_bytes']:.2f}; "
-                  f"target under 6 GB: {peak / 6e9 * 1e9 / 2**30:.2f}× of it); {lines} progress lines with a time left in the log")
+                  f"target under 6 GB: {peak / (6 * 2**30):.2f}× of it); {lines} progress lines with a time left in the log")
     console.print(f"held-out loss {trained.get('eval_loss_before'):.3f} → {trained.get('eval_loss'):.3f} nats per "
                   f"completion token ({len(trained['data']['eval_sources'])} files never trained on)")
     write(args.out, results)

@@ -118,7 +118,8 @@ def are_stable(tokenizer, text: str, ids: Sequence[int], cuts: Sequence[tuple[in
     call (a fast tokenizer runs the texts in parallel)."""
     if not cuts:
         return []
-    alone = tokenizer([text[:char] for _, char in cuts], add_special_tokens=False, verbose=False)["input_ids"]
+    alone = tokenizer([text[:char] for _, char in cuts], add_special_tokens=False, split_special_tokens=True,
+                      verbose=False)["input_ids"]
     return [list(a) == list(ids[:cut]) for a, (cut, _) in zip(alone, cuts)]
 
 
@@ -133,7 +134,8 @@ def choose_states(source: str, text: str, tokenizer, k: int, *, seed: int = 0, w
     """K cut points, uniform over the file's token positions (the paper), or over the places
     where a person pauses (`where="pauses"`); only stable boundaries (see `are_stable`)."""
     if ids is None:
-        enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
+        enc = tokenizer(text, add_special_tokens=False, split_special_tokens=True, return_offsets_mapping=True,
+                        verbose=False)
         ids, offsets = enc["input_ids"], enc["offset_mapping"]
     candidates = [j for j in range(1, len(ids)) if where != "pauses" or is_pause(text, offsets[j][0])]
     rng = random.Random(hashlib.sha256(f"{seed}:{source}:{text}".encode()).digest())
@@ -228,7 +230,9 @@ class Estimator:
     # ---- the file's tokens
     def encode(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
         # verbose=False: a file longer than the context is fine here (it is read in windows).
-        enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
+        # split_special_tokens: "<|endoftext|>" written in code is text, as the editor serves it
+        enc = self.tokenizer(text, add_special_tokens=False, split_special_tokens=True, return_offsets_mapping=True,
+                             verbose=False)
         return list(enc["input_ids"]), list(enc["offset_mapping"])
 
     # ---- scoring
@@ -291,10 +295,16 @@ class Estimator:
             while pending:
                 last = pending.pop()
                 cont = list(ids[last.cut:last.cut + self.cap])
-                seq = self.raw_prompt(text, last) + cont
-                members = [(last, len(seq) - len(cont))]
+                prompt = self.raw_prompt(text, last)
+                seq = prompt + cont
+                members = [(last, len(prompt))]
+                # Where that prompt is the file's own first tokens (after a BOS), nothing cut, each
+                # earlier state's prompt is its start: a state ends where tokenizing its text alone
+                # gives the file's tokens (are_stable). No need to tokenize those again.
+                lead = len(prompt) - last.cut
+                own = lead >= 0 and prompt[lead:] == list(ids[:last.cut])
                 for st in pending[:]:
-                    prompt = self.raw_prompt(text, st)
+                    prompt = seq[:lead + st.cut] if own else self.raw_prompt(text, st)
                     cont = list(ids[st.cut:st.cut + self.cap])
                     if seq[:len(prompt)] == prompt and seq[len(prompt):len(prompt) + len(cont)] == cont:
                         members.append((st, len(prompt)))
@@ -318,12 +328,14 @@ class Estimator:
         assistant turn prefilled with the same code's tokens, so that the file's continuation
         tokens follow exactly where the state stops. Neighbouring states whose windows start at
         the same place share their prompt's start (see `_score_shared`)."""
-        _, shown = self.window(text, state)
+        start, shown = self.window(text, state)
         messages = [{"role": "system", "content": SYSTEM},
                     {"role": "user", "content": USER.format(state=shown)}]
         prompt = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         prompt_ids = self.tokenizer(prompt, add_special_tokens=False, verbose=False)["input_ids"]
-        code = self.tokenizer(shown, add_special_tokens=False, split_special_tokens=True, verbose=False)["input_ids"]
+        # the whole state shown: its tokens are the file's (are_stable); else the window's own
+        code = ids[:state.cut] if start == 0 else self.tokenizer(
+            shown, add_special_tokens=False, split_special_tokens=True, verbose=False)["input_ids"]
         return list(prompt_ids) + list(code)
 
     def score_many(self, items: Sequence[tuple[str, Sequence[int], Sequence[State]]]) -> list[list[Scored]]:

@@ -178,7 +178,8 @@ class LineSink:
         self.buffer += text
         while "\n" in self.buffer:
             line, self.buffer = self.buffer.split("\n", 1)
-            if line.strip() and not line.lstrip().startswith("training"):  # train's own progress: the row shows it
+            # train's own progress (its bar, or its lines in a file): the row shows it
+            if line.strip() and not line.lstrip().startswith(("training ━", "training: ")):
                 self.console.print(Text(line), highlight=False, soft_wrap=True)
         return len(text)
 

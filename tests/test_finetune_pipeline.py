@@ -111,6 +111,7 @@ def test_the_whole_pipeline_resumes_registers_serves_and_then_keeps_everything(t
     plan = next(line for line in done.stderr.splitlines() if line.startswith("plan, on "))
     assert "tokens/s" in plan and "  in all: about " in done.stderr and "peak memory about" in done.stderr
     assert "train: done in " in done.stderr and "export: done in " in done.stderr
+    assert "training a LoRA adapter of " in done.stderr and "steps of 8 rows" in done.stderr  # train's own plan
     config = json.loads((run / "train" / "config.json").read_text())
     assert config["status"] == "finished"
     if stopped is not None:
