@@ -184,6 +184,7 @@ def convert_to_hf(gguf: Path, out: Path, title: str = "") -> Path:
     try:
         with _status(f"converting {title or gguf.name} for transformers (once; about a minute)…"):
             hf_logging.disable_progress_bar()
+            _quiet_gguf_bar()
             try:
                 tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
                 _match_pre_tokenizer(tokenizer, gguf)
@@ -210,6 +211,19 @@ def convert_to_hf(gguf: Path, out: Path, title: str = "") -> Path:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out
+
+
+def _quiet_gguf_bar() -> None:
+    """transformers' GGUF reader draws its own tqdm bar, past its progress-bar switch: in a log
+    file that is one line of carriage returns a minute long. The spinner above says it instead."""
+    import functools
+
+    try:
+        from transformers import modeling_gguf_pytorch_utils as gguf_utils
+        from tqdm.auto import tqdm
+    except ImportError:
+        return
+    gguf_utils.tqdm = functools.partial(tqdm, disable=True)
 
 
 def _match_pre_tokenizer(tokenizer, gguf: Path) -> None:
