@@ -135,6 +135,7 @@ def make(config, files, train_config, saved: dict | None) -> tuple[RunPlan, dict
         lengths = probe_lengths(shape, machine, train_config.dropout > 0)
         speed = probe(model, machine.device, lengths)
         del model
+        _release(machine.device)
     else:
         speed = Speed(**saved["speed"])
     try:
@@ -153,6 +154,17 @@ def make(config, files, train_config, saved: dict | None) -> tuple[RunPlan, dict
                   len(train_rows), len(eval_rows), schedule, EXPORT_SECONDS_PER_M_PARAMS * shape.params / 1e6,
                   speed, measured)
     return run, {"speed_key": key, "speed": asdict(speed), **run.record()}
+
+
+def _release(device: str) -> None:
+    """Hand the probe's model back before the estimator and the trainer load theirs."""
+    import gc
+
+    gc.collect()
+    if device == "cuda":
+        import torch
+
+        torch.cuda.empty_cache()
 
 
 def _count(tokenizer, text: str) -> int:
