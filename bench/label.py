@@ -621,10 +621,15 @@ def source_of(path: Path) -> Source:
     return Source(path.name, text, hashlib.sha256(text.encode()).hexdigest())
 
 
+def old_bos(est: Estimator) -> int:
+    """The tokens the old scheme put first: a BOS wherever the tokenizer has one."""
+    return int(est.tokenizer.bos_token_id is not None)
+
+
 def old_window_start(est: Estimator, cut: int) -> int:
     """Where the scheme before the editor's window started reading a state at token `cut`: 0 when
     BOS + the state + CAP fit the context, else the first quarter-context grid point that does."""
-    room = est.n_ctx - len(est.bos) - est.cap
+    room = est.n_ctx - old_bos(est) - est.cap
     quarter = max(1, est.n_ctx // 4)
     return 0 if cut <= room else -(-(cut - room) // quarter) * quarter
 
@@ -644,7 +649,7 @@ def reading(est: Estimator, sources: list[Source], config: LabelConfig) -> dict:
             ends[start] = max(ends.get(start, 0), min(len(ids), st.cut + est.cap))
         states += len(chosen)
         window_cut += sum(est.window(s.text, st)[0] > 0 for st in chosen)
-        old += sum(len(est.bos) + end - start for start, end in ends.items())
+        old += sum(old_bos(est) + end - start for start, end in ends.items())
     return {"states": states, "states_window_cut": window_cut, "old_scheme_tokens": old}
 
 

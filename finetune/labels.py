@@ -174,7 +174,6 @@ class Estimator:
         # unchanged; the SFT rules need every token (None).
         self.stop_bits = stop_bits
         self.n_ctx = int(getattr(model.config, "max_position_embeddings", 2048) or 2048)
-        self.bos = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
         self._window_chars = window_chars
         from finetune.train_data import ServedPrompts
 

@@ -149,21 +149,10 @@ def dtype_name(dtype) -> str:
 
 
 def main() -> int:
-    import torch
-
     m = this_machine()
     print(m.describe())
-    print(f"faster for inference here: {dtype_name(faster_dtype(device=m.device))} "
-          f"(bf16 instructions: {'yes' if torch.backends.mkldnn.is_available() and m.device == 'cpu' and _has_bf16() else 'no'})")
+    print(f"faster for inference here: {dtype_name(faster_dtype(device=m.device))}")
     return 0
-
-
-def _has_bf16() -> bool:
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 if __name__ == "__main__":

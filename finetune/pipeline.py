@@ -63,7 +63,6 @@ class Row:
     total: int | None = None
     started: float | None = None
     ended: float | None = None
-    pace: object = None  # finetune.progress.Pace, while running
 
 
 class Board:
@@ -81,7 +80,7 @@ class Board:
         self.console = console
         self.rows = {name: Row() for name in STAGES}
         self.planned: dict[str, float] = {}  # stage -> estimated seconds (the plan's)
-        self.milestones = {}
+        self.milestones = {}  # stage -> its Milestones (and their Pace: the time left in both displays)
         self.spinner = Spinner("dots", style="cyan")
         # transient: the live drawing is erased at the end and the board printed once, where it
         # says something (not after a bad DIR: the error alone says it)
@@ -114,8 +113,8 @@ class Board:
             took = left = ""
             if row.started is not None:
                 took = f"{(row.ended or now) - row.started:5.1f}s"
-                if row.status == "running" and row.pace is not None:
-                    seconds = row.pace.remaining(row.done or 0, row.total)
+                if row.status == "running" and name in self.milestones:
+                    seconds = self.milestones[name].pace.remaining(row.done or 0, row.total)
                     left = f"~{clock(seconds)} left" if seconds is not None else ""
             detail = escape(row.detail)
             if row.status == "kept":
@@ -131,7 +130,7 @@ class Board:
         from finetune.progress import Milestones, clock
 
         self.milestones[name] = Milestones(self.console, name, planned=self.planned.get(name))
-        self.rows[name] = Row("running", detail, started=time.perf_counter(), pace=self.milestones[name].pace)
+        self.rows[name] = Row("running", detail, started=time.perf_counter())
         planned = f" (about {clock(self.planned[name])})" if name in self.planned else ""
         if detail and name in self.planned:  # the long stages; a kept one ends at once, and its end says it
             self.say(f"{name}: started{planned}: {detail}")

@@ -8,7 +8,7 @@ editor's window, the training examples those states make (their served prompts, 
 the trainer will) and the schedule finetune/schedule.py chooses for them on this machine: its
 speed measured by a few training steps of the base model (seconds; kept in pipeline.json and
 reused while the machine and the base are the same), its memory read from the system. A
-schedule the machine cannot hold is refused here, before any labelling.
+schedule the machine cannot hold is refused in one line, before any labelling.
 """
 
 from __future__ import annotations
@@ -44,10 +44,11 @@ class RunPlan:
 
     def summary(self) -> str:
         from finetune.progress import clock
+        from finetune.schedule import gb
 
         return (f"about {clock(self.seconds)} here: label {clock(self.label_seconds)}, train "
                 f"{clock(self.train.seconds)}, export {clock(self.export_seconds)}; peak memory about "
-                f"{self.train.peak_bytes / 2**30:.1f} GB of {self.train.memory_bytes / 2**30:.1f} GB free")
+                f"{gb(self.train.peak_bytes)} of {gb(self.train.memory_bytes)} free")
 
     def lines(self) -> list[str]:
         from finetune.progress import clock
@@ -84,19 +85,14 @@ def make(config, files, train_config, saved: dict | None) -> tuple[RunPlan, dict
     from coach import prompts
     from finetune.labels import CAP, choose_states, window_chars
     from finetune.machine import this_machine
-    from finetune.schedule import MemoryTooSmall, check_memory, choose, peak_memory, probe_lengths
+    from finetune.schedule import MemoryTooSmall, choose, peak_memory, probe_lengths
     from finetune.schedule import probe
     from finetune.train import load_model, load_tokenizer, model_context, model_shape, resolve_base
     from finetune.train_data import TrainError, ServedPrompts, split_by_source
 
     base = resolve_base(config.base)
     shape = model_shape(base.path, train_config.rank)
-    machine = this_machine()
-    try:
-        check_memory(shape, machine, dropout=train_config.dropout > 0, max_length=train_config.max_length,
-                     batch_size=train_config.batch_size)
-    except MemoryTooSmall as exc:
-        raise TrainError(str(exc)) from None
+    machine = this_machine()  # what it cannot hold at all was refused before the scan (pipeline.configure)
 
     # the states, as the labeller will choose them
     estimator_path = _hf_path(config.estimator)

@@ -30,7 +30,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from finetune.machine import static_machine, this_machine
-from finetune.schedule import (LENGTHS, MemoryTooSmall, Plan, Shape, Speed, check_memory, choose, probe,
+from finetune.progress import clock
+from finetune.schedule import (LENGTHS, MemoryTooSmall, Plan, Shape, Speed, check_memory, choose, gb, probe,
                                probe_lengths)
 from finetune.train_data import (IGNORE, Collator, Rows, ServedPrompts, TrainError, base_name, dataset_manifest,
                                  encode_rows, last_checkpoint, make_recorder, rank_and_world, read_metrics,
@@ -512,18 +513,10 @@ def describe_plan(plan: Plan) -> str:
     text = (f"{plan.steps} steps of {rows} of up to {plan.max_length} tokens ({plan.epochs:.3g} epoch{'' if plan.epochs == 1 else 's'})"
             f"{', gradient checkpointing' if plan.checkpointing else ''}, a checkpoint every {plan.save_every}")
     if plan.seconds:
-        text += f"; about {duration(plan.seconds)} here"
+        text += f"; about {clock(plan.seconds)} here"
     if plan.peak_bytes:
-        text += f", peak memory about {plan.peak_bytes / 2**30:.1f} GB of {plan.memory_bytes / 2**30:.1f} GB free"
+        text += f", peak memory about {gb(plan.peak_bytes)} of {gb(plan.memory_bytes)} free"
     return text
-
-
-def duration(seconds: float) -> str:
-    seconds = int(round(seconds))
-    if seconds < 90:
-        return f"{seconds} s"
-    minutes = round(seconds / 60)
-    return f"{minutes} min" if minutes < 90 else f"{minutes // 60} h {minutes % 60:02d} min"
 
 
 def _report(console, result: TrainResult) -> None:
