@@ -236,14 +236,15 @@ def make_the_human(args, problems, stack, console):
             # so that the same client code runs as against vLLM
             try:
                 gguf = builtin.gguf()
-                with console.status(f"starting llama.cpp's server for the human {args.human}…"):
-                    urls = [stack.enter_context(serve_gguf(gguf, args.human)).url]
+                with console.status(f"starting llama.cpp's servers for the human {args.human}…"):
+                    # one server a role (writer, acceptor): each keeps its own prompt prefix cached
+                    urls, decide_urls = ([stack.enter_context(serve_gguf(gguf, args.human)).url] for _ in range(2))
             except (CoachError, ServerError) as exc:
                 raise EvalsError(f"the human {args.human}: {exc}") from None
         else:
-            urls = args.human_url or [DEFAULT_URL]
+            urls, decide_urls = args.human_url or [DEFAULT_URL], None
             check_servers(urls, args.human)
-        h = make_human("llm", model=args.human, urls=urls, think_tokens=args.think_tokens,
+        h = make_human("llm", model=args.human, urls=urls, decide_urls=decide_urls, think_tokens=args.think_tokens,
                        temperature=args.human_temperature, seed=args.seed, tokenizer=args.tokenizer, mode=mode)
         return h, h.model
     except HumanError as exc:

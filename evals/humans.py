@@ -248,8 +248,11 @@ class LLMHuman:
     the likeliest of the three words after "Decision (accept, reject or finish):", read from the
     next token's log-probabilities (`decision_from_logprobs`).
 
-    model: a name (MODELS aliases resolve); urls: base URLs (".../v1"); api_key_env: where the key
-    is read (none needed by a local server); temperature, seed: sampling; think_tokens: budget of
+    model: a name (MODELS aliases resolve); urls: base URLs (".../v1"); decide_urls: other servers
+    for the acceptor's requests (default: urls), so that each role's prompt prefix stays in its
+    own server's KV cache (the two prompts part after the statement: on one llama.cpp sequence
+    each request re-reads the program); api_key_env: where the key is read (none needed by a local
+    server); temperature, seed: sampling; think_tokens: budget of
     the acceptor's answer; prefill: start the appender's answer inside the code block (sent as
     vLLM's continue_final_message; servers that ignore it still get the code in the user turn);
     attempts, base_delay, timeout: retries with exponential backoff on connection errors,
@@ -257,7 +260,8 @@ class LLMHuman:
     """
 
     def __init__(self, model: str = "gemma-3-27b", urls: str | list[str] = "http://127.0.0.1:8000/v1", *,
-                 api_key_env: str = "OPENAI_API_KEY", temperature: float = 0.0, seed: int | None = 0,
+                 decide_urls: str | list[str] | None = None, api_key_env: str = "OPENAI_API_KEY",
+                 temperature: float = 0.0, seed: int | None = 0,
                  think_tokens: int = 1024, prefill: bool = True, attempts: int = 4,
                  base_delay: float = 0.5, timeout: float = 120.0,
                  tokenizer: str | Tokenizer | None = None, mode: str = "chat") -> None:
@@ -267,6 +271,7 @@ class LLMHuman:
             raise HumanError(f"llm human: unknown mode {mode!r}: use {' or '.join(MODES)}")
         self.mode = mode
         urls = [urls] if isinstance(urls, str) else list(urls)
+        decide_urls = [decide_urls] if isinstance(decide_urls, str) else list(decide_urls or [])
         if not urls:
             raise HumanError("llm human: no server URL")
         if attempts < 1:
@@ -274,23 +279,29 @@ class LLMHuman:
         self.model = MODELS.get(model, model)
         key = os.environ.get(api_key_env, "none") if api_key_env else "none"
         # max_retries=0: the retries are ours, so that the count and the delays are the ones given
-        self.clients = [AsyncOpenAI(base_url=u, api_key=key, max_retries=0, timeout=timeout) for u in urls]
-        self._next = itertools.cycle(range(len(self.clients)))
+        writers = [AsyncOpenAI(base_url=u, api_key=key, max_retries=0, timeout=timeout) for u in urls]
+        deciders = [AsyncOpenAI(base_url=u, api_key=key, max_retries=0, timeout=timeout) for u in decide_urls]
+        self.clients = writers + deciders  # every server, the writer's first
+        # each role's servers, asked round robin
+        self._pools = {"write": (writers, itertools.cycle(range(len(writers)))),
+                       "decide": (deciders, itertools.cycle(range(len(deciders))))} if deciders else \
+            dict.fromkeys(("write", "decide"), (writers, itertools.cycle(range(len(writers)))))
         self.temperature, self.seed, self.think_tokens, self.prefill = temperature, seed, think_tokens, prefill
         self.attempts, self.base_delay = attempts, base_delay
         self.tokenizer = load_tokenizer(tokenizer)
 
-    async def _request(self, call):
-        """`await call(client)` on the next server, with retries (each on the next server)."""
+    async def _request(self, call, role: str = "write"):
+        """`await call(client)` on the role's next server, with retries (each on the next server)."""
         import openai
 
         retry = (openai.APIConnectionError, openai.InternalServerError, openai.RateLimitError)
         last: Exception | None = None
         # Round robin over the servers; a retry goes to the next server after the one that
         # failed (a shared cycle could hand one request the dead server every time).
-        first = next(self._next)
+        clients, cycle = self._pools[role]
+        first = next(cycle)
         for attempt in range(self.attempts):
-            client = self.clients[(first + attempt) % len(self.clients)]
+            client = clients[(first + attempt) % len(clients)]
             try:
                 return await call(client)
             except retry as exc:
@@ -302,19 +313,19 @@ class LLMHuman:
         raise HumanError(f"{self.model}: no answer after {self.attempts} attempts "
                          f"({type(last).__name__}: {last})") from last
 
-    async def _chat(self, messages: list[dict], max_tokens: int, **extra) -> tuple[str, str]:
+    async def _chat(self, messages: list[dict], max_tokens: int, role: str = "write", **extra) -> tuple[str, str]:
         """(text, finish_reason) of one chat completion."""
         r = await self._request(lambda c: c.chat.completions.create(
             model=self.model, messages=messages, max_tokens=max_tokens, temperature=self.temperature,
-            seed=self.seed, **extra))
+            seed=self.seed, **extra), role)
         choice = r.choices[0]
         return choice.message.content or "", choice.finish_reason or ""
 
-    async def _complete(self, prompt: str, max_tokens: int, **extra):
+    async def _complete(self, prompt: str, max_tokens: int, role: str = "write", **extra):
         """The first choice of one (plain) completion."""
         r = await self._request(lambda c: c.completions.create(
             model=self.model, prompt=prompt, max_tokens=max_tokens, temperature=self.temperature,
-            seed=self.seed, **extra))
+            seed=self.seed, **extra), role)
         return r.choices[0]
 
     async def aclose(self) -> None:
@@ -325,11 +336,12 @@ class LLMHuman:
 
     async def decide(self, problem, code: str, suggestion: str) -> Decision:
         if self.mode == "completion":
-            choice = await self._complete(prompts.acceptor_completion(problem, code, suggestion), 1,
+            # one token: only the last position's distribution is read (a server keeps no more)
+            choice = await self._complete(prompts.acceptor_completion(problem, code, suggestion), 1, "decide",
                                           logprobs=TOP_LOGPROBS)
             top = (choice.logprobs.top_logprobs or [{}])[0] if choice.logprobs else {}
             return decision_from_logprobs(top or {})
-        text, _ = await self._chat(prompts.acceptor(problem, code, suggestion), self.think_tokens)
+        text, _ = await self._chat(prompts.acceptor(problem, code, suggestion), self.think_tokens, "decide")
         return parse_decision(text)
 
     async def write(self, problem, code: str, max_tokens: int = K_H) -> Written:

@@ -261,3 +261,20 @@ async def test_urls_are_used_round_robin(failing_server, problem):
     with pytest.raises(HumanError):
         await h.decide(problem, "", "x")
     assert len(ra) == len(rb) == 2
+
+
+async def test_the_acceptor_can_have_servers_of_its_own(failing_server, problem):
+    """decide_urls: the acceptor's requests go there, the writer's to urls (each role's prompt
+    prefix then stays in its own server's cache); every client is in h.clients."""
+    (w, rw), (d, rd) = failing_server(400), failing_server(400)
+    for mode, path in (("completion", "/v1/completions"), ("chat", "/v1/chat/completions")):
+        rw.clear(), rd.clear()
+        h = make_human("llm", urls=[w], decide_urls=[d], attempts=2, base_delay=0.0, mode=mode)
+        with pytest.raises(HumanError):
+            await h.decide(problem, "", "x")
+        assert (rd, rw) == ([path], [])
+        with pytest.raises(HumanError):
+            await h.write(problem, "", K_H)
+        assert (rd, rw) == ([path], [path])
+        assert [str(c.base_url).rstrip("/") for c in h.clients] == [w, d]
+        await h.aclose()
