@@ -3,6 +3,7 @@
     python bench/evals.py [--episodes 24] [--llm-episodes 24] [--think 256] [--rounds 4] [--repeats 3]
                           [--he-episodes 12] [--he-repeats 2] [--parts oracle,llm,resume,humaneval]
                           [--quick] [--check] [--out bench/out/evals.json]
+    python bench/evals.py --llm-human [--lh-problems 2] [--lh-rounds 4] [--lh-policy base-10] [--no-lh-full]
 
 The assistant is tests/models.py's memorizer GGUF in process (one Coach per part, shared by the
 episodes of a run as run_all shares it, built and warmed up untimed; its suggestion cache is
@@ -32,6 +33,25 @@ semaphore, so 4 seeds would be 4 calls of 6 episodes, never 8 in flight. Four fi
    bench/humaneval-40.txt, starting from each prompt, with the built-in smollm2-135m (policy
    base) in process: episodes/min at concurrency 4 ÷ 1, interleaved (1, 4, then 4, 1). No
    target; each episode in flight has its own replica of the coach (a KV cache of its own).
+
+5. --llm-human (not in the default --parts): the built-in gemma-3-270m human (completion mode)
+   on the first --lh-problems of bench/humaneval-40.txt, no oracle anywhere, the assistant
+   smollm2-135m (--lh-policy) in process, concurrency 1. "before": its server as empower-evals
+   started it until now (`python -m llama_cpp.server`, logits_all true, n_ctx 8192, one server
+   for both roles); "after": as it starts it now (evals/llama_server.py: no logits table, its
+   cached prefix reused only in aligned groups; one server a role). Both capped at --lh-rounds
+   rounds, where they must play alike (same decisions, same code); then "after" with full
+   episodes (--max-rounds, default empower-evals' 50). Each episode's wall time, each server's
+   peak RSS (VmHWM) and CPU seconds.
+
+On 2026-11-23 (2 cores, nothing else running; `python bench/evals.py --llm-human`, 2m20s):
+before 32.5 and 26.6 s for 4 rounds (7.4 s a round), the server's peak RSS 3,489 MB; after 5.5
+and 5.2 s (1.34 s a round; 5.5× less wall time, 76 → 15 server CPU seconds), 566 + 573 MB for
+its two servers; both played the same. Full episodes after: 12.4 s (HumanEval/0, 12 rounds) and
+11.2 s (HumanEval/4, 11 rounds), 611 + 586 MB peak. Much of "after"'s first round is the cold
+prompt (~450 tokens a server); later rounds cost ~0.25 s a request. The before server's RSS
+grows with the positions its logits table has touched (1 MB each, up to 8.6 GB at 8k); the
+after servers' is bounded by the model, an 8k KV cache (~150 MB) and the compute buffers.
 
 On 2026-11-22 (2 cores, nothing else running; 3 minutes): oracle 230 vs 153 episodes/min, 1.50×
 (the judge 80% of episode time at 1; 1.37× before run_all had a thread per episode in flight);
@@ -104,19 +124,19 @@ def busy_s() -> float:
 
 
 def count_usage(human) -> dict:
-    """Count the requests and tokens of the servers' answers to `human` (each answer's usage)."""
+    """Count the requests and tokens of the servers' answers to `human` (each answer's usage),
+    chat and plain completions."""
     counts = {"requests": 0, "completion_tokens": 0, "prompt_tokens": 0}
     for client in human.clients:
-        create = client.chat.completions.create
-
-        async def counted(*args, _create=create, **kwargs):
-            r = await _create(*args, **kwargs)
-            counts["requests"] += 1
-            if r.usage is not None:
-                counts["completion_tokens"] += r.usage.completion_tokens
-                counts["prompt_tokens"] += r.usage.prompt_tokens
-            return r
-        client.chat.completions.create = counted
+        for api in (client.chat.completions, client.completions):
+            async def counted(*args, _create=api.create, **kwargs):
+                r = await _create(*args, **kwargs)
+                counts["requests"] += 1
+                if r.usage is not None:
+                    counts["completion_tokens"] += r.usage.completion_tokens
+                    counts["prompt_tokens"] += r.usage.prompt_tokens
+                return r
+            api.create = counted
     return counts
 
 
@@ -139,7 +159,11 @@ async def timed(problems, key, coach, human, concurrency: int, **kw) -> dict:
             "errored": sum(e.errored for e in eps), "correct": sum(e.correct for e in eps),
             "rounds": sum(len(e.rounds) for e in eps), "episode_s": sum(e.seconds for e in eps),
             "judge_s": sum(e.seconds - sum(r.seconds for r in e.rounds) for e in eps),
-            "errors": sorted({e.error for e in eps if e.errored})[:3], "summary": dataclasses.asdict(summarize(eps))}
+            "errors": sorted({e.error for e in eps if e.errored})[:3], "summary": dataclasses.asdict(summarize(eps)),
+            "episodes_played": [{"problem": e.problem_id, "seconds": e.seconds, "rounds": len(e.rounds),
+                                 "actions": [r.action for r in e.rounds], "thoughts": [r.thoughts for r in e.rounds],
+                                 "code": e.code, "correct": e.correct}
+                                for e in sorted(eps, key=lambda e: e.problem_id)]}
 
 
 def pooled(runs: list[dict]) -> float:
@@ -220,6 +244,64 @@ def bench_humaneval(args) -> dict:
             "policy": key[1], "runs": {str(c): r for c, r in runs.items()}}
 
 
+# The built-in base-model human's server settings: llama-cpp-python's server as it is, with its
+# defaults (logits_all true) and empower-evals' old 8k context, one server for both roles; and
+# evals/local_server.py's now: no logits table, one server a role.
+LH_SETUPS = {
+    "before": {"module": "llama_cpp.server", "extra": ("--logits_all", "True"), "n_ctx": 8192, "servers": 1},
+    "after": {"module": "evals.llama_server", "extra": (), "n_ctx": 8192, "servers": 2},
+}
+
+
+def bench_llm_human(args, logdir: Path) -> dict:
+    """The built-in gemma-3-270m human (completion mode, its llama.cpp servers started as
+    empower-evals starts them) on the first --lh-problems problems of bench/humaneval-40.txt at
+    concurrency 1, the assistant smollm2-135m in process: each episode's wall time and each
+    server's peak RSS, with the old server settings (before) and the new (after), both capped at
+    --lh-rounds rounds, which they must play identically (same actions, same code); then the
+    new settings again with the full --max-rounds, for what an episode costs."""
+    from coach.builtin import BUILTINS
+    from evals.cli import start_of
+    from evals.episode import MAX_ROUNDS
+    from evals.local_server import peak_rss
+
+    gguf, name = BUILTINS["gemma-3-270m"].gguf(), "gemma-3-270m"
+    ids = (ROOT / "bench/humaneval-40.txt").read_text().split()[:args.lh_problems]
+    problems, key = load("humaneval", ids=ids), ("smollm2-135m", args.lh_policy, None)
+    coach = Coach.from_spec(*key)
+    out: dict = {"problems": ids, "assistant": list(key), "rounds_capped": args.lh_rounds, "setups": LH_SETUPS}
+
+    def play(setup: str, rounds: int) -> dict:
+        cfg = LH_SETUPS[setup]
+        with contextlib.ExitStack() as stack:
+            servers = [stack.enter_context(serve_gguf(gguf, name, cfg["n_ctx"], logdir / f"{setup}-{rounds}-{i}.log",
+                                                      extra=cfg["extra"], module=cfg["module"]))
+                       for i in range(cfg["servers"])]
+            h = make_human("llm", model=name, urls=[servers[0].url], mode="completion",
+                           decide_urls=[s.url for s in servers[1:]] or None)
+            usage, s0 = count_usage(h), [cpu_s(s.pid) for s in servers]
+            r = asyncio.run(timed(problems, key, coach, h, 1, max_rounds=rounds, human_name=name,
+                                  start=lambda p: start_of(p, "auto")))
+            r.update(usage, servers_cpu_s=[cpu_s(s.pid) - c for s, c in zip(servers, s0)],
+                     servers_peak_rss=[peak_rss(s.pid) for s in servers], setup=setup, max_rounds=rounds)
+        return r
+
+    try:
+        for setup in ("before", "after"):
+            out[setup] = play(setup, args.lh_rounds)
+        if args.lh_full:
+            out["after_full"] = play("after", args.max_rounds or MAX_ROUNDS)
+    finally:
+        coach.close()
+    b, a = out["before"], out["after"]
+    same = [(x["actions"], x["code"]) for x in b["episodes_played"]] == \
+           [(x["actions"], x["code"]) for x in a["episodes_played"]]
+    out.update(same_play=same, speedup=b["seconds"] / a["seconds"],
+               per_round_s={k: out[k]["seconds"] / max(1, out[k]["rounds"]) for k in ("before", "after", "after_full")
+                            if k in out})
+    return out
+
+
 def cores(runs: list[dict]) -> dict:
     """Cores kept busy over the runs (CPU seconds ÷ wall seconds): this process with the judge's
     workers, the servers, and the rest of the machine (other processes)."""
@@ -281,6 +363,28 @@ def bench_resume(args, spec: str, run_dir: Path) -> dict:
             "child_returncode": proc.returncode, "resume_s": seconds, "passed": ok and redone == 0}
 
 
+def print_llm_human(console, lh: dict) -> None:
+    t = Table(title=f"The gemma-3-270m human on {len(lh['problems'])} HumanEval problems, concurrency 1 "
+                    f"(assistant {' '.join(str(x) for x in lh['assistant'] if x)})")
+    for col in ("server settings", "max rounds", "episode s (each)", "rounds", "s/round", "requests",
+                "servers CPU s", "servers peak RSS"):
+        t.add_column(col, justify="left" if col == "server settings" else "right")
+    labels = {"before": "before: llama_cpp.server, logits_all, one server",
+              "after": "after: evals.llama_server, no logits table, a server a role",
+              "after_full": "after, full episodes"}
+    for k in ("before", "after", "after_full"):
+        if k not in lh:
+            continue
+        r = lh[k]
+        t.add_row(labels[k], str(r["max_rounds"]), " + ".join(f"{e['seconds']:.1f}" for e in r["episodes_played"]),
+                  str(r["rounds"]), f"{lh['per_round_s'][k]:.2f}", str(r["requests"]),
+                  " + ".join(f"{c:.0f}" for c in r["servers_cpu_s"]),
+                  " + ".join(f"{(m or 0) / 2**20:.0f} MB" for m in r["servers_peak_rss"]))
+    console.print(t)
+    console.print(f"before ÷ after, the capped episodes' wall time: {lh['speedup']:.1f}×; played the same "
+                  f"(actions and code): {'[green]yes[/]' if lh['same_play'] else '[red]no[/]'}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--episodes", type=int, default=24, help="oracle episodes a run (and the resume run)")
@@ -291,7 +395,15 @@ def main() -> None:
     parser.add_argument("--he-episodes", type=int, default=12, help="HumanEval episodes a run (from bench/humaneval-40.txt)")
     parser.add_argument("--he-repeats", type=int, default=2, help="timed runs of each HumanEval setting")
     parser.add_argument("--parts", default="oracle,llm,resume,humaneval",
-                        help="which figures (comma-separated: oracle, llm, resume, humaneval)")
+                        help="which figures (comma-separated: oracle, llm, resume, humaneval, llm-human)")
+    parser.add_argument("--llm-human", action="store_true", help="only the built-in gemma-3-270m human's figure "
+                        "(--parts llm-human): episode time and server memory, old server settings and new")
+    parser.add_argument("--lh-problems", type=int, default=2, help="HumanEval problems for --llm-human")
+    parser.add_argument("--lh-rounds", type=int, default=4, help="rounds per episode of the before/after pair")
+    parser.add_argument("--lh-policy", default="base-10", help="the assistant's policy for --llm-human")
+    parser.add_argument("--no-lh-full", dest="lh_full", action="store_false",
+                        help="skip the new settings' full episodes (--max-rounds)")
+    parser.add_argument("--max-rounds", type=int, help="rounds of a full --llm-human episode (default: empower-evals')")
     parser.add_argument("--quick", action="store_true", help="a smoke run: 12 and 8 episodes, 1 repeat (too few for the LLM target)")
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
     parser.add_argument("--model", help="the memorizer GGUF (default: tests/models.py's)")
@@ -305,8 +417,10 @@ def main() -> None:
     console = Console(width=None if sys.stdout.isatty() else 132)
     gguf = Path(args.model) if args.model else build(ROOT / ".cache/test-models").memorizer_gguf
     spec, began, load0 = str(gguf), time.perf_counter(), os.getloadavg()
-    parts = set(args.parts.split(","))
-    oracle = llm = resume = he = None
+    if args.llm_human and args.out == ROOT / "bench/out/evals.json":
+        args.out = ROOT / "bench/out/evals-llm-human.json"
+    parts = {"llm-human"} if args.llm_human else set(args.parts.split(","))
+    oracle = llm = resume = he = lh = None
     with tempfile.TemporaryDirectory(prefix="bench-evals-") as tmp:
         if "oracle" in parts:
             with console.status("oracle: concurrency 1 and 8"):
@@ -320,6 +434,9 @@ def main() -> None:
         if "humaneval" in parts:
             with console.status("HumanEval, oracle, smollm2-135m: concurrency 1 and 4"):
                 he = bench_humaneval(args)
+        if "llm-human" in parts:
+            with console.status("the gemma-3-270m human: old server settings, then new"):
+                lh = bench_llm_human(args, Path(tmp))
     took = time.perf_counter() - began
 
     runs = Table(title=f"Timed runs ({os.cpu_count()} cores; load average {load0[0]:.2f} at the start)")
@@ -334,7 +451,10 @@ def main() -> None:
         runs.add_row(label, str(len(rs)), str(sum(r["episodes"] for r in rs)), f"{sum(r['seconds'] for r in rs):.1f}",
                      f"{pooled(rs):.1f}", str(sum(r["errored"] for r in rs)), f"{busy['bench']:.2f}",
                      f"{busy['servers']:.2f}", f"{busy['others']:.2f}")
-    console.print(runs)
+    if rows:
+        console.print(runs)
+    if lh:
+        print_llm_human(console, lh)
     others = llm["cores_busy"]["2"]["others"] if llm else 0
     if others > 0.2:
         console.print(f"[yellow]other processes kept {others:.2f} cores busy during the two-server runs: "
@@ -361,12 +481,13 @@ def main() -> None:
         figures.add_row("HumanEval, oracle, smollm2-135m: episodes/min at concurrency 4 ÷ 1", f"{he['ratio']:.2f}×",
                         f"{he['per_minute_c4']:.1f} vs {he['per_minute_c1']:.1f} ({he['episodes']} problems, "
                         f"policy {he['policy']})", "—", "")
-    console.print(figures)
+    if figures.row_count:
+        console.print(figures)
     if resume:
         console.print(f"redone: {resume['redone']} of {resume['stored_at_kill']} finished; took {took:.0f} s")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({
-        "oracle": oracle, "llm": llm, "resume": resume, "humaneval": he, "cores": os.cpu_count(),
+        "oracle": oracle, "llm": llm, "resume": resume, "humaneval": he, "llm_human": lh, "cores": os.cpu_count(),
         "load_average_start": load0,
         "load_average_end": os.getloadavg(), "seconds": took, "model": spec,
         "settings": {k: v for k, v in vars(args).items() if k not in ("out", "child", "check")},
