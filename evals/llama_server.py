@@ -9,7 +9,9 @@ also takes a log-softmax over the table's every row. Only the sampled positions'
 are returned, so this server runs the model with `logits_all=False` (the default here) and reads
 each sampled position's logits as the sampler sees them, in a logits processor: the same numbers
 (the raw logits before any other processor), the same response fields, at the cost of one
-log-softmax a generated token. Everything else is llama-cpp-python's own server, unchanged.
+log-softmax a generated token. Everything else is llama-cpp-python's own server, unchanged;
+a streamed (or echoed) completion with logprobs is refused as the library refuses it without its
+table (the human asks for neither: its requests are not streamed).
 """
 
 from __future__ import annotations

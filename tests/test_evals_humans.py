@@ -20,7 +20,7 @@ from evals.humans import (HUMANS, K_H, Decision, HumanError, LLMHuman, Oracle, R
                           decision_from_logprobs,
                           clean_code, make_human, parse_decision)
 from evals.problems import load
-from tests.servers import free_port, llama_server  # noqa: F401  (a fixture)
+from tests.servers import free_port, human_server, llama_server  # noqa: F401  (fixtures)
 
 
 @pytest.fixture(scope="module")
@@ -165,11 +165,12 @@ async def test_llm_human_against_llama_cpp_server(llama_server, problem):  # noq
 
 
 @pytest.mark.slow
-async def test_a_base_model_human_in_completion_mode_against_llama_cpp_server(llama_server, problem):  # noqa: F811
+async def test_a_base_model_human_in_completion_mode_against_llama_cpp_server(human_server, problem):  # noqa: F811
     """No chat template: the appender continues the code block, the acceptor's answer comes from
-    the next token's log-probabilities (the memorizer's are nonsense; what matters is the path)."""
+    the next token's log-probabilities (the memorizer's are nonsense; what matters is the path),
+    from the server empower-evals starts for a built-in human (no logits table), one a role."""
     problem = dataclasses.replace(problem, statement="Print the sum of two integers.", starter="")
-    h = make_human("llm", model="memorizer", urls=[llama_server[0]], mode="completion")
+    h = make_human("llm", model="memorizer", urls=[human_server[0]], decide_urls=[human_server[0]], mode="completion")
     d = await h.decide(problem, "import sys\n", "n = int(input())\n")
     assert d.action in ("accept", "reject", "finish") and json.loads(d.raw)  # the top tokens, kept
     assert d.parsed or d.action == "reject"
