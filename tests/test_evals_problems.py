@@ -208,7 +208,7 @@ def test_bad_input_gives_one_clear_line(fx, tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ProblemsError, match="no LiveCodeBench files in .*empty: expected test.jsonl"):
         load("livecodebench", path=tmp_path / "empty")
-    with pytest.raises(ProblemsError, match="unknown dataset 'lcb'; the datasets are: builtin, humaneval, livecodebench"):
+    with pytest.raises(ProblemsError, match="unknown dataset 'lcb'; the datasets are: builtin, files, humaneval, livecodebench"):
         load("lcb")
     with pytest.raises(ProblemsError, match="dataset 'builtin': .*release"):
         load("builtin", release="v1")
@@ -237,3 +237,26 @@ def test_a_failed_download_says_to_pass_a_local_directory(tmp_path):
     msg = str(err.value)
     assert "\n" not in msg and "test.jsonl of livecodebench/code_generation_lite" in msg
     assert "pass a local directory" in msg
+
+
+# ---------------------------------------------------------------- a directory of code
+def test_a_files_episode_starts_at_a_body_and_is_judged_by_the_reference_alone():
+    from evals.problems import FILES_BODY_LINES, file_problems
+
+    long_body = "".join(f"    x{i} = {i}\n" for i in range(FILES_BODY_LINES[1] + 1))
+    text = ("def short():\n    return 1\n\n"                      # one line: too short to say anything
+            "def outer(a):\n    '''Doc.'''\n    def inner():\n        return a\n    return inner\n\n"
+            f"def long():\n{long_body}\n"                         # longer than the rounds could finish
+            "class C:\n    def m(self, y):\n        z = y * 2\n        return z\n")
+    ps = file_problems("m.py", text)
+    assert [p.id for p in ps] == ["m.py::outer", "m.py::C.m"]  # inner lies inside outer's episode
+    outer = ps[0]
+    assert outer.starter.endswith("    '''Doc.'''\n") and outer.reference.endswith("    return inner\n")
+    assert outer.statement == "Doc." and outer.kind == "match"
+    assert outer.judge(outer.reference).passed and outer.judge(outer.reference + "\n\n").passed
+    wrong = outer.judge(outer.reference.replace("return a", "return None"))
+    assert not wrong.passed and "not the reference" in wrong.first_failure.message
+    assert file_problems("bad.py", "def f(:\n") == []
+    many = "".join(f"def f{i}():\n    a = {i}\n    return a\n\n" for i in range(20))
+    picked = [p.title for p in file_problems("many.py", many, per_file=4)]
+    assert picked == ["f0", "f5", "f10", "f15"]  # spread over the file
