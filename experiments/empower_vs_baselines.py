@@ -1,0 +1,443 @@
+"""Does training on logit-threshold labels of code help more than the baselines? One command
+trains every arm and measures it with the simulated human, through Empower's own commands.
+
+    python -m experiments.empower_vs_baselines              # the default run: about an hour on 2 cores
+    python -m experiments.empower_vs_baselines --quick      # tiny models, a few problems (the test-suite's)
+    python -m experiments.empower_vs_baselines --report     # docs/results.md again from docs/results/
+    python -m experiments.empower_vs_baselines --scale      # the GPU-sized run's commands, printed
+
+Stages, each resumable (run the command again after a crash or Ctrl+C: finished work is kept):
+  corpus   standard-library modules through `empower-finetune scan`'s filters, split into files
+           to learn from and held-out files whose functions become episodes; the list, with
+           each file's sha256, in RESULTS/corpus.json
+  label    one pass of the estimator labels every rule: empower at each η, SFT-10, SFT-20,
+           SFT-RAND (`empower-finetune label`); per-arm statistics in RESULTS/labels.json
+  train    each trained arm with the same recipe, seed, examples and optimizer steps
+           (`empower-finetune train`), exported to GGUF and registered (`export --to gguf
+           --name`); validation losses in RESULTS/train.json
+  evals    every arm, paired on the same problems, with the oracle human (`empower-evals`):
+           HumanEval's fixed 40, the built-in problems, functions of the held-out files; then all
+           164 HumanEval problems for the best Empower arm and the best baseline; every
+           episode's row in RESULTS/episodes/
+  report   docs/results.md and its figures (experiments/report.py)
+
+Big artifacts (datasets, adapters, GGUFs, run stores) live in --work (default
+~/.cache/empower/experiments/empower-vs-baselines); the small results in --results (default
+docs/results/, kept in the repository). Nothing here imports tui; finetune and evals are run as
+the commands a person runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import sysconfig
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+from experiments.arms import ETAS, SFT_RULES, Arm, all_arms
+
+ROOT = Path(__file__).resolve().parent.parent
+STDLIB = Path(sysconfig.get_paths()["stdlib"])
+
+
+@dataclass(frozen=True)
+class Size:
+    """How big a run is. The default is sized for a 2-core CPU: about an hour in all."""
+    name: str
+    base: str = "smollm2-135m"  # the model trained and served (and the untrained arms' model)
+    estimator: str = "smollm2-135m"  # the pretrained model whose likelihoods make the labels
+    train_files: int = 40  # standard-library modules learnt from
+    train_bytes: tuple[int, int] = (2_500, 12_000)  # their sizes
+    episode_files: int = 13  # held-out modules whose functions are episodes (never labelled)
+    episode_bytes: tuple[int, int] = (2_500, 7_500)  # under the editor's 8,000-character window
+    k: int = 8  # states per file
+    steps: int = 20  # optimizer steps, every trained arm
+    grad_accum: int = 4  # rows per step (one row per forward pass on a CPU)
+    max_length: int = 192  # tokens per row: the end of the served prompt and the label
+    lr: float = 1e-3  # few steps: a LoRA that starts at zero needs a larger rate to move
+    humaneval_ids: str | None = "bench/humaneval-40.txt"  # the fixed 40 (None: humaneval_limit)
+    humaneval_limit: int | None = None
+    builtin_limit: int | None = None  # the built-in problems (None: all six)
+    files_limit: int | None = None  # functions of the held-out files per arm (None: all)
+    full_humaneval: bool = True  # all 164 for the best Empower arm and the best baseline
+    concurrency: int = 8  # episodes at once (the files dataset plays one at a time: see evals)
+    prefix: str = "evb"  # registered names: evb-empower-eta2, ...
+
+
+DEFAULT = Size("default")
+QUICK = replace(DEFAULT, name="quick", train_files=4, train_bytes=(1_500, 4_000), episode_files=1,
+                episode_bytes=(1_500, 4_000), k=2, steps=2, grad_accum=2, max_length=64, humaneval_ids=None,
+                humaneval_limit=3, builtin_limit=2, files_limit=4, full_humaneval=False, concurrency=2,
+                prefix="evbq")
+SCALE = replace(DEFAULT, name="scale", train_files=400, train_bytes=(2_000, 40_000), episode_files=60,
+                episode_bytes=(2_000, 30_000), k=16, steps=400, grad_accum=16, max_length=2048, lr=2e-4,
+                concurrency=32)
+
+
+# ---------------------------------------------------------------------------- running commands
+class ExperimentError(Exception):
+    """The experiment cannot go on: one line for a person."""
+
+
+def command(name: str) -> list[str]:
+    """A console script of this environment (the same interpreter's bin directory)."""
+    script = Path(sys.executable).parent / name
+    if script.is_file():
+        return [str(script)]
+    module = {"empower-finetune": "finetune.cli", "empower-evals": "evals.cli"}[name]
+    return [sys.executable, "-c", f"import sys; from {module} import main; sys.exit(main())"]
+
+
+def run(name: str, *args: str, log=None) -> None:
+    """Run one of Empower's commands, its output on ours (its own progress shows), and stop
+    the experiment with its last line if it fails. It is our child: it ends when we end."""
+    cmd = [*command(name), *map(str, args)]
+    print(f"$ {name} {' '.join(map(str, args))}", flush=True)
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT if log else None)
+    try:
+        rc = proc.wait()
+    except BaseException:  # Ctrl+C reaches it too (one process group); a SIGTERM to us is passed on
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        raise
+    if rc != 0:
+        raise ExperimentError(f"{name} {' '.join(map(str, args[:2]))} … failed (exit {rc}); its output is above")
+
+
+# ---------------------------------------------------------------------------- small files
+def write_json(path: Path, data) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=1, sort_keys=False) + "\n")
+    os.replace(tmp, path)
+
+
+def read_json(path: Path, default=None):
+    return json.loads(path.read_text()) if path.is_file() else default
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+class Clock:
+    """Seconds per stage, summed over the invocations that worked on it (RESULTS/stages.json)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.data = read_json(path, {"stages": {}, "runs": []})
+
+    def add(self, stage: str, seconds: float) -> None:
+        self.data["stages"][stage] = round(self.data["stages"].get(stage, 0.0) + seconds, 1)
+        write_json(self.path, self.data)
+
+
+# ---------------------------------------------------------------------------- stages
+class Experiment:
+    def __init__(self, size: Size, work: Path, results: Path):
+        self.size, self.work, self.results = size, work, results
+        self.clock = Clock(results / "stages.json")
+
+    # corpus ------------------------------------------------------------------
+    def corpus(self) -> dict:
+        """The files, chosen once and then kept: a rerun checks them against this machine's."""
+        path = self.results / "corpus.json"
+        chosen = read_json(path)
+        if chosen is None:
+            chosen = self._choose_corpus()
+            write_json(path, chosen)
+        for role in ("train", "episodes"):
+            d = self.work / "corpus" / role
+            d.mkdir(parents=True, exist_ok=True)
+            for f in chosen[role]:
+                src, dst = STDLIB / f["file"], d / f["file"]
+                if not src.is_file() or sha256(src) != f["sha256"]:
+                    raise ExperimentError(
+                        f"{path}: {f['file']} is not the file this corpus was made from (Python "
+                        f"{chosen['python']} there, {platform.python_version()} here): give another --results")
+                if not dst.is_file() or sha256(dst) != f["sha256"]:
+                    shutil.copyfile(src, dst)
+        return chosen
+
+    def _choose_corpus(self) -> dict:
+        """Top-level standard-library modules by size, through the scanner's filters (secrets,
+        generated, minified), in a seeded order: the first for learning, the next held out."""
+        import random
+
+        from finetune.corpus import scan
+
+        s = self.size
+        lo, hi = min(s.train_bytes[0], s.episode_bytes[0]), max(s.train_bytes[1], s.episode_bytes[1])
+        staging = self.work / "corpus" / "candidates"
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        for f in sorted(STDLIB.glob("*.py")):
+            if lo <= f.stat().st_size <= hi:
+                shutil.copyfile(f, staging / f.name)
+        kept = sorted(scan(staging).files, key=lambda f: f.rel)
+        random.Random(0).shuffle(kept)
+        fits = lambda f, r: r[0] <= len(f.text.encode()) <= r[1]  # noqa: E731
+        episodes = [f for f in kept if fits(f, s.episode_bytes)][:s.episode_files]
+        train = [f for f in kept if f not in episodes and fits(f, s.train_bytes)][:s.train_files]
+        if len(train) < s.train_files or len(episodes) < s.episode_files:
+            raise ExperimentError(f"the standard library at {STDLIB} has too few modules of these sizes "
+                                  f"({len(train)} to learn from, {len(episodes)} held out)")
+        shutil.rmtree(staging)
+        row = lambda f: {"file": f.rel, "bytes": len(f.text.encode()), "sha256": f.sha256}  # noqa: E731
+        return {"python": platform.python_version(), "stdlib": str(STDLIB), "seed": 0,
+                "train": sorted(map(row, train), key=lambda r: r["file"]),
+                "episodes": sorted(map(row, episodes), key=lambda r: r["file"])}
+
+    # labels ------------------------------------------------------------------
+    def label(self) -> dict:
+        s, out = self.size, self.work / "labels"
+        arms = [a for a in all_arms() if a.trained]
+        if not all((out / a.dataset / "data.jsonl").is_file() for a in arms):
+            run("empower-finetune", "label", self.work / "corpus" / "train", "--estimator", s.estimator,
+                "--rule", "empower", *SFT_RULES, "--eta", *map(str, ETAS), "--k", s.k, "--seed", 0, "--out", out)
+        stats = {}
+        for a in arms:
+            m = read_json(out / a.dataset / "manifest.json")
+            stats[a.key] = {"arm": a.name, "states": m["examples"], "files": m["files"],
+                            "share_empty": round(m["share_empty"], 4),
+                            "mean_label_tokens": round(m["mean_completion_tokens"], 3),
+                            "histogram": m["histogram"]}
+        m = read_json(out / arms[0].dataset / "manifest.json")
+        stats["_config"] = {"estimator": s.estimator, "k": s.k, "framing": m["config"]["framing"],
+                            "source_tokens": m.get("source_tokens"), "seconds": m.get("seconds"),
+                            "dtype": m.get("dtype"), "window_chars": m.get("window_chars")}
+        write_json(self.results / "labels.json", stats)
+        return stats
+
+    # training ----------------------------------------------------------------
+    def train(self, arm: Arm) -> dict:
+        s = self.size
+        run_dir = self.work / "train" / arm.key
+        record = read_json(run_dir / "config.json", {})
+        if record.get("status") != "finished":
+            resume = ["--resume"] if record else []
+            run("empower-finetune", "train", self.work / "labels" / arm.dataset, "--base", s.base,
+                "--out", run_dir, "--max-steps", s.steps, "--grad-accum", s.grad_accum, "--batch-size", 1,
+                "--max-length", s.max_length, "--lr", s.lr, "--seed", 0, *resume)
+            record = read_json(run_dir / "config.json", {})
+            if record.get("status") != "finished":
+                raise ExperimentError(f"training {arm.key} did not finish ({record.get('status')}): run again to resume")
+        name = arm.assistant(s.base, s.prefix)
+        gguf = run_dir / "export" / "model-f16.gguf"
+        # export skips what is up to date; registering again is a no-op when nothing changed
+        run("empower-finetune", "export", run_dir, "--to", "gguf", "--quant", "f16", "--name", name)
+        return {"arm": arm.name, "registered": name, "steps": record.get("steps"),
+                "rows_per_step": s.grad_accum, "max_length": s.max_length, "lr": s.lr,
+                "train_examples": record["data"]["train"].get("examples"),
+                "eval_examples": record["data"]["eval"].get("examples"),
+                "eval_sources": record["data"]["eval_sources"],
+                "eval_loss_before": record.get("eval_loss_before"), "eval_loss": record.get("eval_loss"),
+                "train_loss": record.get("train_loss"), "seconds": record.get("seconds"),
+                "tokens_per_s": record.get("tokens_per_s"), "gguf": str(gguf)}
+
+    # evals -------------------------------------------------------------------
+    def evals(self, dataset: str, arms: list[Arm], *, full: bool = False) -> None:
+        """Every arm on one dataset, into one run store (so the protocol is checked once)."""
+        s = self.size
+        out = self.work / "evals" / dataset
+        where: list[str] = []
+        if dataset == "humaneval":
+            where = ["--dataset", "humaneval"]
+            if not full:
+                where += (["--problems", ROOT / s.humaneval_ids] if s.humaneval_ids else ["--limit", s.humaneval_limit])
+        elif dataset == "builtin":
+            where = ["--dataset", "builtin"] + (["--limit", s.builtin_limit] if s.builtin_limit else [])
+        elif dataset == "files":
+            # one at a time: a file's functions then follow each other on one model, whose KV
+            # cache holds the file's start (an episode costs its new tokens, not the whole file)
+            where = ["--dataset", "files", self.work / "corpus" / "episodes", "--concurrency", 1]
+            where += ["--limit", s.files_limit] if s.files_limit else []
+        missing = self.missing(dataset, arms, out, full)
+        todo = sum(map(len, missing.values()))
+        print(f"{dataset}: {todo} episodes to play ({len(arms)} arms)", flush=True)
+        untrained = [a for a in arms if not a.trained and missing[a.key]]
+        if untrained:
+            policies = []
+            for p in dict.fromkeys(a.policy for a in untrained):
+                policies += ["--policy", p]
+            etas = [x for a in untrained if a.policy == "threshold" for x in ("--eta", f"{a.eta:g}")]
+            run("empower-evals", "--human", "oracle", "--assistant", s.base, *policies, *etas, *where,
+                "--out", out, *(["--concurrency", s.concurrency] if dataset != "files" else []))
+        trained = [a for a in arms if a.trained and missing[a.key]]
+        if trained:
+            specs = [x for a in trained for x in ("--assistant", a.assistant(s.base, s.prefix))]
+            run("empower-evals", "--human", "oracle", *specs, "--policy", "trained", *where, "--out", out,
+                *(["--concurrency", s.concurrency] if dataset != "files" else []))
+        self.export_episodes(dataset)
+
+    def problem_ids(self, dataset: str, full: bool) -> list[str]:
+        """The problems empower-evals will play for `dataset` (the same loaders, the same limits)."""
+        from evals.problems import load, read_ids
+
+        s = self.size
+        if dataset == "humaneval":
+            if full:
+                return [p.id for p in load("humaneval")]
+            if s.humaneval_ids:
+                return read_ids(ROOT / s.humaneval_ids)
+            return [p.id for p in load("humaneval", limit=s.humaneval_limit)]
+        if dataset == "builtin":
+            return [p.id for p in load("builtin", limit=s.builtin_limit)]
+        return [p.id for p in load("files", path=self.work / "corpus" / "episodes", limit=s.files_limit)]
+
+    def missing(self, dataset: str, arms: list[Arm], out: Path, full: bool) -> dict[str, list[str]]:
+        """Per arm, the problems without a finished (not errored) episode in the run store: an
+        arm with none is not started again (loading its model alone takes seconds)."""
+        from evals.store import Store
+
+        ids = self.problem_ids(dataset, full)
+        done: set = set()
+        if (out / "run.sqlite").is_file():
+            store = Store.open(out)
+            try:
+                done = {(k[0], k[1], k[2]) for k in store.done_keys(include_errored=False)}
+            finally:
+                store.close()
+        return {a.key: [i for i in ids if (i, a.assistant(self.size.base, self.size.prefix), a.policy_label) not in done]
+                for a in arms}
+
+    def export_episodes(self, dataset: str) -> None:
+        """Every episode's row (no transcript: the code of a file is not ours to copy) in
+        RESULTS/episodes/DATASET.jsonl, named by arm, sorted: the report reads only these."""
+        from evals.store import Store
+
+        arm_of = {(a.assistant(self.size.base, self.size.prefix), a.policy_label): a for a in all_arms()}
+        store = Store.open(self.work / "evals" / dataset)
+        try:
+            rows = []
+            for ep in store.episodes():
+                arm = arm_of.get((ep.assistant, ep.policy))
+                if arm is None:
+                    continue
+                shown = [r.suggestion for r in ep.rounds if r.suggestion]
+                rows.append({"dataset": dataset, "human": ep.human, "arm": arm.key, "problem_id": ep.problem_id,
+                             "correct": ep.correct, "errored": ep.errored, "error": ep.error,
+                             "suggested": ep.suggested, "accepted": ep.accepted, "tokens_read": ep.tokens_read,
+                             "tokens_written": ep.tokens_written, "tokens_accepted": ep.tokens_accepted,
+                             "suggestion_chars": sum(map(len, shown)), "rounds": len(ep.rounds),
+                             "seconds": ep.seconds})
+        finally:
+            store.close()
+        rows.sort(key=lambda r: (r["arm"], r["problem_id"]))
+        path = self.results / "episodes" / f"{dataset}.jsonl"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        os.replace(tmp, path)
+
+
+# ---------------------------------------------------------------------------- the whole run
+def best_arms(results: Path) -> tuple[str, str]:
+    """The best Empower arm and the best other arm by mean DPR on the fixed HumanEval problems
+    (ties: the first in the arms' order)."""
+    from experiments.report import load_episodes, mean_dpr
+
+    eps = [e for e in load_episodes(results) if e["dataset"] == "humaneval"]
+    order = [a.key for a in all_arms()]
+    dpr = {k: mean_dpr([e for e in eps if e["arm"] == k]) for k in order}
+    emp = max((k for k in order if k.startswith("empower") and dpr[k] is not None), key=lambda k: dpr[k])
+    other = max((k for k in order if not k.startswith("empower") and dpr[k] is not None), key=lambda k: dpr[k])
+    return emp, other
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m experiments.empower_vs_baselines", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 2)[2])
+    size = p.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="a few files, steps and problems (with --base/--estimator: the tiny test models)")
+    size.add_argument("--scale", action="store_true", help="print the commands of the GPU-sized run and stop")
+    p.add_argument("--report", action="store_true", help="only regenerate the report from --results")
+    p.add_argument("--base", help="the model trained and served (default smollm2-135m)")
+    p.add_argument("--estimator", help="the model that labels (default smollm2-135m)")
+    p.add_argument("--work", type=Path, help="datasets, adapters, GGUFs, run stores (default ~/.cache/empower/experiments/empower-vs-baselines[-quick])")
+    p.add_argument("--results", type=Path, help="the small results kept in the repository (default docs/results)")
+    p.add_argument("--doc", type=Path, help="the report (default docs/results.md beside --results)")
+    args = p.parse_args(argv)
+
+    s = QUICK if args.quick else SCALE if args.scale else DEFAULT
+    s = replace(s, **{k: v for k in ("base", "estimator") if (v := getattr(args, k))})
+    results = (args.results or ROOT / "docs" / "results").resolve()
+    doc = (args.doc or results.parent / "results.md").resolve()
+    if args.scale:
+        from experiments.report import scale_commands
+
+        print(scale_commands(s))
+        return 0
+    from experiments.report import write_report
+
+    if args.report:
+        try:
+            write_report(results, doc)
+        except (OSError, ValueError, KeyError) as exc:
+            print(f"experiment: cannot report from {results}: {exc}", file=sys.stderr)
+            return 2
+        print(f"wrote {doc}")
+        return 0
+    work = (args.work or Path.home() / ".cache" / "empower" / "experiments"
+            / f"empower-vs-baselines{'-quick' if args.quick else ''}").expanduser().resolve()
+    # A SIGTERM (timeout, a closed terminal) ends us like Ctrl+C: our children are stopped, the
+    # stages' own resumable state is kept.
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    try:
+        return _run(s, work, results, doc)
+    except ExperimentError as exc:
+        print(f"experiment: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("experiment: stopped; run the same command again to go on where it stopped", file=sys.stderr)
+        return 130
+
+
+def _run(s: Size, work: Path, results: Path, doc: Path) -> int:
+    from experiments.report import write_report
+
+    exp = Experiment(s, work, results)
+    config = {"size": asdict(s), "work": str(work), "python": platform.python_version(),
+              "machine": f"{platform.machine()}, {os.cpu_count()} cores", "argv": sys.argv[1:]}
+    write_json(results / "config.json", config)
+    arms = all_arms()
+
+    def stage(name: str, fn, *a, **kw):
+        print(f"\n── {name}", flush=True)
+        t0 = time.perf_counter()
+        try:
+            return fn(*a, **kw)
+        finally:
+            exp.clock.add(name, time.perf_counter() - t0)
+
+    stage("corpus", exp.corpus)
+    stage("label", exp.label)
+    trained = {}
+    for arm in (a for a in arms if a.trained):
+        trained[arm.key] = stage(f"train {arm.key}", exp.train, arm)
+        write_json(results / "train.json", trained)
+    for dataset in ("humaneval", "builtin", "files"):
+        stage(f"evals {dataset}", exp.evals, dataset, arms)
+    if s.full_humaneval:
+        best = best_arms(results)
+        stage("evals humaneval (all 164)", exp.evals, "humaneval", [a for a in arms if a.key in best], full=True)
+    write_report(results, doc)
+    print(f"\nwrote {doc}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
