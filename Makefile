@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # A portable llama.cpp build (the wheel is cached by pip and reused on the same machine).
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 
-.PHONY: setup run test test-fast models bench clean
+.PHONY: setup run test test-fast models bench experiment clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -43,6 +43,10 @@ bench: setup
 	$(BIN)/python bench/label.py
 	$(BIN)/python bench/train.py
 	$(BIN)/python bench/evals.py
+
+# Empower's claim measured on this machine (about an hour on 2 cores; resumable): docs/results.md
+experiment: setup
+	$(BIN)/python -m experiments.empower_vs_baselines
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache

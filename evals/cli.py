@@ -105,6 +105,8 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--include-errata", action="store_true", help="keep the problems LiveCodeBench lists as faulty")
     d.add_argument("--problems", metavar="IDS_FILE", help="only these problem ids (one a line)")
     d.add_argument("--limit", type=int, metavar="N", help="the first N problems")
+    d.add_argument("--per-file", type=int, metavar="N", help="--dataset files: at most N functions of a file, spread "
+                                                           "over it (default 8)")
     d.add_argument("--offline", action="store_true", help="only what the Hugging Face cache holds")
     r = p.add_argument_group("the run")
     r.add_argument("--out", metavar="RUN_DIR", help="default ./empower-runs/evals/<dataset>-<human>")
@@ -144,6 +146,12 @@ def load_problems(args):
     options: dict = {"limit": args.limit}
     if args.files:
         options["path"] = args.files
+        if args.per_file is not None:
+            if args.per_file < 1:
+                raise EvalsError("--per-file must be at least 1")
+            options["per_file"] = args.per_file
+    elif args.per_file is not None:
+        raise EvalsError("--per-file is for --dataset files DIR")
     if args.problems:
         options["ids"] = Path(args.problems)
     if args.dataset == "livecodebench":
@@ -327,7 +335,8 @@ def run(args) -> int:
                   "human_urls": [str(c.base_url) for c in getattr(human, "clients", [])],
                   "human_mode": getattr(human, "mode", None), "think_tokens": args.think_tokens,
                   "human_temperature": args.human_temperature,
-                  "dataset": args.dataset, "files": args.files and str(Path(args.files).resolve()), "data": args.data, "release": args.release, "from": args.date_from,
+                  "dataset": args.dataset, "files": args.files and str(Path(args.files).resolve()),
+                  "per_file": args.per_file, "data": args.data, "release": args.release, "from": args.date_from,
                   "to": args.date_to, "include_errata": args.include_errata, "problems": [p.id for p in problems],
                   "skipped_rows": [[s.where, s.reason] for s in problems.skipped],
                   "excluded": list(problems.excluded), "solutions": args.solutions, "format": args.format,

@@ -68,19 +68,22 @@ class Size:
     humaneval_limit: int | None = None
     builtin_limit: int | None = None  # the built-in problems (None: all six)
     files_limit: int | None = None  # functions of the held-out files per arm (None: all)
+    files_per_file: int = 8  # at most, spread over each held-out file (72 episodes an arm from 13 files here)
     full_humaneval: bool = True  # all 164 for the best Empower arm and the best baseline
     concurrency: int = 8  # episodes at once (the files dataset plays one at a time: see evals)
+    llm_human: str | None = "gemma-3-270m"  # the built-in LLM human, for the best arm of each family
+    llm_problems: int = 20  # the first of the fixed 40 (an episode costs ~12 s of two servers here)
     prefix: str = "evb"  # registered names: evb-empower-eta2, ...
 
 
 DEFAULT = Size("default")
 QUICK = replace(DEFAULT, name="quick", train_files=4, train_bytes=(1_500, 4_000), episode_files=1,
                 episode_bytes=(1_500, 4_000), k=2, steps=2, grad_accum=2, max_length=64, humaneval_ids=None,
-                humaneval_limit=3, builtin_limit=2, files_limit=4, full_humaneval=False, concurrency=2,
-                prefix="evbq")
+                humaneval_limit=3, builtin_limit=2, files_limit=4, files_per_file=8, full_humaneval=False, concurrency=2,
+                llm_human=None, prefix="evbq")
 SCALE = replace(DEFAULT, name="scale", train_files=400, train_bytes=(2_000, 40_000), episode_files=60,
                 episode_bytes=(2_000, 30_000), k=16, steps=400, grad_accum=16, max_length=2048, lr=2e-4,
-                concurrency=32)
+                files_per_file=8, concurrency=32, llm_problems=40)
 
 
 # ---------------------------------------------------------------------------- running commands
@@ -250,11 +253,21 @@ class Experiment:
 
     # evals -------------------------------------------------------------------
     def evals(self, dataset: str, arms: list[Arm], *, full: bool = False) -> None:
-        """Every arm on one dataset, into one run store (so the protocol is checked once)."""
+        """Every arm on one dataset, into one run store (so the protocol is checked once).
+        "humaneval-llm" is the first llm_problems of the fixed 40 with the LLM human."""
         s = self.size
         out = self.work / "evals" / dataset
         where: list[str] = []
-        if dataset == "humaneval":
+        human = ["--human", "oracle"]
+        concurrency = ["--concurrency", s.concurrency]
+        if dataset == "humaneval-llm":
+            ids = out.parent / "humaneval-llm.txt"
+            ids.parent.mkdir(parents=True, exist_ok=True)
+            ids.write_text("".join(f"{i}\n" for i in self.problem_ids(dataset, full)))
+            where = ["--dataset", "humaneval", "--problems", ids]
+            # one episode at a time: each of the human's two servers keeps one prompt cached
+            human, concurrency = ["--human", s.llm_human], ["--concurrency", 1]
+        elif dataset == "humaneval":
             where = ["--dataset", "humaneval"]
             if not full:
                 where += (["--problems", ROOT / s.humaneval_ids] if s.humaneval_ids else ["--limit", s.humaneval_limit])
@@ -263,8 +276,9 @@ class Experiment:
         elif dataset == "files":
             # one at a time: a file's functions then follow each other on one model, whose KV
             # cache holds the file's start (an episode costs its new tokens, not the whole file)
-            where = ["--dataset", "files", self.work / "corpus" / "episodes", "--concurrency", 1]
+            where = ["--dataset", "files", self.work / "corpus" / "episodes", "--per-file", s.files_per_file]
             where += ["--limit", s.files_limit] if s.files_limit else []
+            concurrency = ["--concurrency", 1]
         missing = self.missing(dataset, arms, out, full)
         todo = sum(map(len, missing.values()))
         print(f"{dataset}: {todo} episodes to play ({len(arms)} arms)", flush=True)
@@ -274,13 +288,11 @@ class Experiment:
             for p in dict.fromkeys(a.policy for a in untrained):
                 policies += ["--policy", p]
             etas = [x for a in untrained if a.policy == "threshold" for x in ("--eta", f"{a.eta:g}")]
-            run("empower-evals", "--human", "oracle", "--assistant", s.base, *policies, *etas, *where,
-                "--out", out, *(["--concurrency", s.concurrency] if dataset != "files" else []))
+            run("empower-evals", *human, "--assistant", s.base, *policies, *etas, *where, "--out", out, *concurrency)
         trained = [a for a in arms if a.trained and missing[a.key]]
         if trained:
             specs = [x for a in trained for x in ("--assistant", a.assistant(s.base, s.prefix))]
-            run("empower-evals", "--human", "oracle", *specs, "--policy", "trained", *where, "--out", out,
-                *(["--concurrency", s.concurrency] if dataset != "files" else []))
+            run("empower-evals", *human, *specs, "--policy", "trained", *where, "--out", out, *concurrency)
         self.export_episodes(dataset)
 
     def problem_ids(self, dataset: str, full: bool) -> list[str]:
@@ -288,6 +300,9 @@ class Experiment:
         from evals.problems import load, read_ids
 
         s = self.size
+        if dataset == "humaneval-llm":
+            return (read_ids(ROOT / s.humaneval_ids) if s.humaneval_ids
+                    else [p.id for p in load("humaneval", limit=s.humaneval_limit)])[:s.llm_problems]
         if dataset == "humaneval":
             if full:
                 return [p.id for p in load("humaneval")]
@@ -296,7 +311,8 @@ class Experiment:
             return [p.id for p in load("humaneval", limit=s.humaneval_limit)]
         if dataset == "builtin":
             return [p.id for p in load("builtin", limit=s.builtin_limit)]
-        return [p.id for p in load("files", path=self.work / "corpus" / "episodes", limit=s.files_limit)]
+        return [p.id for p in load("files", path=self.work / "corpus" / "episodes", limit=s.files_limit,
+                                   per_file=s.files_per_file)]
 
     def missing(self, dataset: str, arms: list[Arm], out: Path, full: bool) -> dict[str, list[str]]:
         """Per arm, the problems without a finished (not errored) episode in the run store: an
@@ -345,17 +361,15 @@ class Experiment:
 
 
 # ---------------------------------------------------------------------------- the whole run
-def best_arms(results: Path) -> tuple[str, str]:
-    """The best Empower arm and the best other arm by mean DPR on the fixed HumanEval problems
-    (ties: the first in the arms' order)."""
-    from experiments.report import load_episodes, mean_dpr
+def best_of(results: Path, families: list[set[str]]) -> list[str]:
+    """For each set of families, its arm with the best mean DPR on the fixed HumanEval problems
+    with the oracle (ties: the first in the arms' order)."""
+    from experiments.report import groups, load_episodes, mean_dpr
 
-    eps = [e for e in load_episodes(results) if e["dataset"] == "humaneval"]
-    order = [a.key for a in all_arms()]
-    dpr = {k: mean_dpr([e for e in eps if e["arm"] == k]) for k in order}
-    emp = max((k for k in order if k.startswith("empower") and dpr[k] is not None), key=lambda k: dpr[k])
-    other = max((k for k in order if not k.startswith("empower") and dpr[k] is not None), key=lambda k: dpr[k])
-    return emp, other
+    fixed = groups(load_episodes(results)).get("humaneval", {})  # the problems every arm played
+    dpr = {a.key: mean_dpr(fixed.get(a.key, [])) for a in all_arms()}
+    return [max((a.key for a in all_arms() if a.family in fam and dpr[a.key] is not None), key=lambda k: dpr[k])
+            for fam in families]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -431,9 +445,12 @@ def _run(s: Size, work: Path, results: Path, doc: Path) -> int:
         write_json(results / "train.json", trained)
     for dataset in ("humaneval", "builtin", "files"):
         stage(f"evals {dataset}", exp.evals, dataset, arms)
-    if s.full_humaneval:
-        best = best_arms(results)
+    if s.full_humaneval:  # the best Empower arm and the best baseline, trained or not
+        best = best_of(results, [{"empower"}, {"base", "threshold", "sft"}])
         stage("evals humaneval (all 164)", exp.evals, "humaneval", [a for a in arms if a.key in best], full=True)
+    if s.llm_human and s.llm_problems:  # the best untrained, SFT and Empower arm with an LLM human
+        best = best_of(results, [{"base", "threshold"}, {"sft"}, {"empower"}])
+        stage(f"evals humaneval, {s.llm_human} human", exp.evals, "humaneval-llm", [a for a in arms if a.key in best])
     write_report(results, doc)
     print(f"\nwrote {doc}")
     return 0

@@ -22,6 +22,9 @@ DATASETS = {  # name in the report, and what the problems are
     "files": ("Held-out code", "functions of held-out standard-library modules: the episode starts at the "
               "function's body, the oracle replays the author's code; correct = the body was finished"),
     "humaneval-all": ("HumanEval (all 164)", "every HumanEval problem, for the best Empower arm and the best other arm"),
+    "humaneval-llm": ("HumanEval with an LLM human", "the first problems of the fixed 40 with the built-in gemma-3-270m "
+                      "as the human (the paper's setting, scaled down), for the best untrained, SFT and Empower arm "
+                      "(best by DPR with the oracle)"),
 }
 
 
@@ -123,7 +126,7 @@ def figure_arms(tables: dict[str, list[dict]], path: Path) -> None:
     """DPR and accept ratio per arm with standard errors, one row of panels per dataset. DPR's
     axis is zoomed to its values: on 0-1 a difference the paired interval calls real is invisible."""
     plt = _plt()
-    names = [n for n in tables if n != "humaneval-all"]
+    names = [n for n in tables if n not in ("humaneval-all", "humaneval-llm")]
     fig, axes = plt.subplots(len(names), 2, figsize=(12, 3.2 * len(names)), squeeze=False, constrained_layout=True)
     for row, name in zip(axes, names):
         t = tables[name]
@@ -149,7 +152,7 @@ def figure_eta(tables: dict[str, list[dict]], path: Path) -> None:
     """DPR against η: the trained Empower arms (η of the labels) and the untrained threshold
     policy (η at inference)."""
     plt = _plt()
-    names = [n for n in tables if n != "humaneval-all"]
+    names = [n for n in tables if n not in ("humaneval-all", "humaneval-llm")]
     fig, axes = plt.subplots(1, len(names), figsize=(4.5 * len(names), 3.6), squeeze=False, constrained_layout=True)
     for ax, name in zip(axes[0], names):
         by = {r["key"]: r for r in tables[name]}
@@ -232,14 +235,16 @@ def write_report(results: Path, doc: Path) -> dict:
           f"- Corpus: {len(corpus['train'])} standard-library modules of {s['train_bytes'][0]:,}–{s['train_bytes'][1]:,} bytes "
           f"({sum(f['bytes'] for f in corpus['train']):,} bytes) to learn from, {s['k']} states each; "
           f"{len(corpus['episodes'])} held-out modules ({sum(f['bytes'] for f in corpus['episodes']):,} bytes) whose functions "
-          f"are the held-out-code episodes. Python {corpus['python']}; every file with its sha256 in `{rel(results / 'corpus.json')}`.",
+          f"are the held-out-code episodes (at most {s.get('files_per_file', 8)} functions a file). Python {corpus['python']}; every file with its sha256 in `{rel(results / 'corpus.json')}`.",
           f"- Training, every trained arm alike: LoRA (the trainer's defaults), {s['steps']} optimizer steps of "
           f"{s['grad_accum']} rows, rows of at most {s['max_length']} tokens, learning rate {s['lr']:g}, seed 0; "
           "the validation loss on the files the trainer holds out (10%, the same for every arm).",
           "- Served as the editor serves them: untrained arms from the built-in GGUF, trained arms from their "
           "exported f16 GGUF, both through llama.cpp; trained arms stop where the model stops (`trained`).",
           "- Human: the oracle (replays the reference; accepts a suggestion only when it continues it), "
-          "K_H = 10 tokens a round, at most 50 rounds.", ""]
+          "K_H = 10 tokens a round, at most 50 rounds"
+          + (f"; and {s['llm_human']} served by llama.cpp here on the first {s['llm_problems']} of the fixed 40."
+             if s.get("llm_human") and s.get("llm_problems") else "."), ""]
     if stages:
         L += ["Wall time per stage (summed over the invocations that worked on it):", "", "| stage | time |", "| --- | --- |"]
         L += [f"| {k} | {_dur(v)} |" for k, v in stages.items()]

@@ -18,6 +18,8 @@ import json
 import sys
 from pathlib import Path
 
+from finetune.labels import DEFAULT_ETA
+
 COMMANDS = ("scan", "label", "train", "export", "models")
 USAGE = """usage: empower-finetune DIR [--base SPEC] [--estimator SPEC] [--eta BITS] [--rule RULE] [--out RUN_DIR] [--name NAME]
        empower-finetune scan DIR [--lang LANG ...] [--redact]
@@ -160,8 +162,8 @@ def label_command(argv: list[str]) -> int:
     parser.add_argument("--framing", choices=["raw", "chat"], default="raw",
                         help="raw: the estimator reads plain code (one pass per file); chat: a "
                              "'finish this code' conversation per state, as in the paper")
-    parser.add_argument("--eta", type=float, nargs="+", default=[0.32], metavar="BITS",
-                        help="η in bits, one dataset each (default 0.32)")
+    parser.add_argument("--eta", type=float, nargs="+", default=[DEFAULT_ETA], metavar="BITS",
+                        help=f"η in bits, one dataset each (default {DEFAULT_ETA:g})")
     parser.add_argument("--rule", nargs="+", default=["empower"], metavar="RULE",
                         help="empower, sft-N (e.g. sft-10 sft-20), sft-rand (default: empower)")
     parser.add_argument("--k", type=int, default=8, help="states per file (default 8)")

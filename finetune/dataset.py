@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
-from finetune.labels import CAP, Estimator, Scored, State, choose_states, label
+from finetune.labels import CAP, DEFAULT_ETA, Estimator, Scored, State, choose_states, label
 
 FILES_PER_GROUP = 16
 BINS = ((0, 0), (1, 1), (2, 4), (5, 8), (9, 16), (17, 32), (33, 64), (65, 10**9))
@@ -36,7 +36,7 @@ class LabelConfig:
     framing: str = "raw"            # how the estimator reads a state: raw code, or chat
     format: str = "completion"      # the prompt format of the model that will be trained
     rules: tuple[str, ...] = ("empower",)
-    etas: tuple[float, ...] = (0.32,)
+    etas: tuple[float, ...] = (DEFAULT_ETA,)
     k: int = 8
     where: str = "uniform"
     seed: int = 0

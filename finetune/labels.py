@@ -41,6 +41,9 @@ from coach.types import Prompt, Request
 LN2 = math.log(2)
 CAP = 64          # the longest label, in tokens (the editor's `base` policy shows at most 64)
 RULES = ("empower", "sft-10", "sft-20", "sft-rand")
+# The η empower-finetune labels with when none is given: measured for the models Empower ships,
+# not the paper's 0.32 (tuned for an 8B estimator): docs/results.md, `make experiment`.
+DEFAULT_ETA = 0.32
 SYSTEM = "You are a coding assistant. Continue the user's code exactly where it stops."
 USER = "Finish this code:\n\n{state}"
 CHAT_OVERHEAD = 96  # tokens of the chat template and the system and user text around the state

@@ -43,6 +43,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from finetune.labels import DEFAULT_ETA
+
 STAGES = ("scan", "plan", "label", "train", "export", "register")
 SMALL_MODEL_BYTES = 1_000_000_000  # an f16 GGUF under this is registered as it is, larger: q4_k_m
 RUNS = Path("empower-runs")  # the default parent of RUN_DIR, in the current directory
@@ -224,7 +226,7 @@ class PipelineConfig:
     base: str  # the model to adapt
     estimator: str  # the model that labels (default: the base)
     rule: str = "empower"  # empower, sft-N, sft-rand
-    eta: float = 0.32  # bits, for the empower rule
+    eta: float = DEFAULT_ETA  # bits, for the empower rule
     framing: str = "raw"  # how the estimator reads a state (raw code, or chat)
     format: str = "completion"  # the prompt format trained and served (the base's, from its spec)
     k: int = 8  # states per file
@@ -624,8 +626,9 @@ def parser() -> argparse.ArgumentParser:
                    help="the model to train (a transformers model: a directory, a Hub id, a configured name, "
                         f"or a built-in model; default {DEFAULT_BASE})")
     p.add_argument("--estimator", metavar="SPEC", help="the model that measures what is obvious (default: the base)")
-    p.add_argument("--eta", type=float, default=0.32, metavar="BITS",
-                   help="η: suggest the longest continuation under η bits (default 0.32)")
+    p.add_argument("--eta", type=float, default=DEFAULT_ETA, metavar="BITS",
+                   help=f"η: suggest the longest continuation under η bits (default {DEFAULT_ETA:g}, measured: "
+                        "docs/results.md)")
     p.add_argument("--rule", default="empower", help="empower (default), sft-N or sft-rand: the SFT baselines")
     p.add_argument("--out", metavar="RUN_DIR", help="the run directory (default: ./empower-runs/<DIR's name>)")
     p.add_argument("--name", metavar="NAME", help="the registered name (default: <DIR's name>-eta<η>)")

@@ -178,6 +178,7 @@ def test_bad_input_is_refused_in_one_line_before_anything_runs(test_models, tmp_
                                                 "--out", str(run)],
         "not a directory": ["--human", "oracle", "--assistant", mem, "--dataset", "files", str(tmp_path / "none"),
                             "--out", str(run)],
+        "--per-file is for --dataset files DIR": ["--human", "oracle", "--per-file", "2", *base],
         "--dataset builtin takes no directory": ["--human", "oracle", "--assistant", mem, "--dataset", "builtin",
                                                  str(tmp_path), "--out", str(run)],
     }
