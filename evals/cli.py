@@ -60,6 +60,9 @@ def main(argv: list[str] | None = None) -> int:
         return run(args)
     except EvalsError as exc:
         return fail(str(exc))
+    except KeyboardInterrupt:  # before the episodes start (loading models, the human's servers)
+        fail("stopped; run the same command again to go on (finished episodes are kept)")
+        return 130
 
 
 def parser() -> argparse.ArgumentParser:

@@ -39,7 +39,14 @@ export (adapter, merged weights, GGUF, GGUF LoRA), models (the registered models
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+    try:
+        return _main(sys.argv[1:] if argv is None else argv)
+    except KeyboardInterrupt:  # a Ctrl+C outside a stage's own handling (importing torch, loading)
+        fail("stopped; run the same command again to go on (finished work is kept)")
+        return 130
+
+
+def _main(argv: list[str]) -> int:
     command = argv[0] if argv else None
     if command == "scan":
         return scan_command(argv[1:])
