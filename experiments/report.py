@@ -163,6 +163,9 @@ def figure_eta(tables: dict[str, list[dict]], path: Path) -> None:
                 ax.errorbar([e for e, _ in pts], [r["dpr"] for _, r in pts], yerr=[r["dpr_se"] for _, r in pts],
                             marker="o", capsize=3, label=label, color=color)
         ax.set_xscale("log", base=2)
+        ticks = sorted({a.eta for a in all_arms() if a.eta is not None})
+        ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+        ax.minorticks_off()
         ax.set_xlabel("η (bits)")
         ax.set_ylabel("DPR (± SE)")
         ax.set_title(DATASETS[name][0], fontsize=10)
@@ -182,6 +185,7 @@ def figure_paired(comps: dict[str, tuple[str, list[dict]]], path: Path) -> None:
         ax.errorbar([c["diff"] for c in cs], y, xerr=[[c["diff"] - c["low"] for c in cs], [c["high"] - c["diff"] for c in cs]],
                     fmt="o", capsize=3, color="tab:green")
         ax.axvline(0, color="black", lw=0.8)
+        ax.xaxis.set_major_locator(plt.MaxNLocator(4))
         ax.set_yticks(list(y), [c["name"] for c in cs], fontsize=8)
         ax.set_xlabel(f"DPR difference ({best} − arm), 95% CI", fontsize=9)
         ax.set_title(DATASETS[name][0], fontsize=10)
