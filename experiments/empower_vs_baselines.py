@@ -30,6 +30,7 @@ the commands a person runs.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import os
@@ -372,6 +373,28 @@ def best_of(results: Path, families: list[set[str]]) -> list[str]:
             for fam in families]
 
 
+def with_fields(size: Size, assignments: list[str]) -> Size:
+    """`FIELD=VALUE` assignments applied to a Size, each VALUE read as its field's type."""
+    fields = {f.name: f for f in dataclasses.fields(Size)}
+    changes = {}
+    for a in assignments:
+        name, sep, raw = a.partition("=")
+        if not sep or name not in fields or name == "name":
+            raise ValueError(f"{a!r}: give FIELD=VALUE with FIELD one of {', '.join(f for f in fields if f != 'name')}")
+        old = getattr(size, name)
+        if isinstance(old, bool):
+            if raw.lower() not in ("true", "false", "1", "0"):
+                raise ValueError(f"{name} is true or false, not {raw!r}")
+            changes[name] = raw.lower() in ("true", "1")
+        elif isinstance(old, tuple):
+            changes[name] = tuple(int(x) for x in raw.split(","))
+        elif old is None or isinstance(old, str):
+            changes[name] = None if raw.lower() == "none" else (int(raw) if raw.isdigit() and name != "base" else raw)
+        else:
+            changes[name] = type(old)(raw)
+    return replace(size, **changes)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m experiments.empower_vs_baselines", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 2)[2])
@@ -384,10 +407,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--work", type=Path, help="datasets, adapters, GGUFs, run stores (default ~/.cache/empower/experiments/empower-vs-baselines[-quick])")
     p.add_argument("--results", type=Path, help="the small results kept in the repository (default docs/results)")
     p.add_argument("--doc", type=Path, help="the report (default docs/results.md beside --results)")
+    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                   help="change one of the size's fields (e.g. files_per_file=4, llm_problems=0, "
+                        "full_humaneval=false); recorded in RESULTS/config.json")
     args = p.parse_args(argv)
 
     s = QUICK if args.quick else SCALE if args.scale else DEFAULT
     s = replace(s, **{k: v for k in ("base", "estimator") if (v := getattr(args, k))})
+    try:
+        s = with_fields(s, args.set)
+    except ValueError as exc:
+        print(f"experiment: --set: {exc}", file=sys.stderr)
+        return 2
     results = (args.results or ROOT / "docs" / "results").resolve()
     doc = (args.doc or results.parent / "results.md").resolve()
     if args.scale:
