@@ -17,7 +17,7 @@ import pytest
 from experiments.arms import all_arms
 
 ROOT = Path(__file__).resolve().parent.parent
-pytestmark = pytest.mark.slow
+
 
 
 def command(test_models, tmp_path: Path, *extra: str) -> list[str]:
@@ -36,6 +36,7 @@ def episodes(results: Path) -> list[dict]:
             for line in f.read_text().splitlines()]
 
 
+@pytest.mark.slow
 def test_quick_experiment_runs_every_arm_resumes_and_reports(test_models, tmp_path):
     results = tmp_path / "results"
     # Stopped (SIGTERM, as `timeout` or a closed terminal sends) once the first arm is trained.
@@ -101,3 +102,16 @@ def test_quick_experiment_runs_every_arm_resumes_and_reports(test_models, tmp_pa
     assert third.returncode == 0, out3[-3000:]
     assert "$ empower-finetune train" not in out3 and "$ empower-evals" not in out3  # nothing left to do
     assert episodes(results) == rows
+
+
+@pytest.mark.parametrize("bad", ["nope=1", "steps", "full_humaneval=maybe", "name=big"])
+def test_a_size_field_is_changed_by_name_and_a_bad_one_is_refused(bad):
+    from experiments.empower_vs_baselines import DEFAULT, with_fields
+
+    s = with_fields(DEFAULT, ["files_per_file=4", "full_humaneval=false", "llm_problems=0", "lr=0.0005",
+                              "humaneval_ids=none", "train_bytes=1000,2000"])
+    assert (s.files_per_file, s.full_humaneval, s.llm_problems, s.lr, s.humaneval_ids, s.train_bytes) == \
+        (4, False, 0, 0.0005, None, (1000, 2000))
+    assert s.steps == DEFAULT.steps  # the rest as it was
+    with pytest.raises(ValueError):
+        with_fields(DEFAULT, [bad])
