@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 from evals.metrics import dpr, paired, summarize
@@ -213,7 +214,7 @@ def write_report(results: Path, doc: Path) -> dict:
         best = best_empower(by_arm)
         if best and len(by_arm) > 1:
             comps[name] = (next(a.name for a in arms if a.key == best), comparisons(by_arm, best, arms))
-    rel = lambda p: Path(p).relative_to(doc.parent).as_posix()  # noqa: E731
+    rel = lambda p: Path(os.path.relpath(p, doc.parent)).as_posix()  # noqa: E731
     figs = {}
     if tables:
         figs["arms"] = results / "arms.png"
@@ -314,6 +315,12 @@ def _ranking(tables: dict[str, list[dict]], comps: dict) -> list[str]:
             if by["no difference shown"]:
                 parts.append(f"not distinguishable from {', '.join(by['no difference shown'])}")
             out.append(f"  The best Empower arm, {best}, is " + "; ".join(parts) + " (paired 95% CIs).")
+            row = next(r for r in t if r["arm"] == best)
+            if not row["shown"] >= 1:  # NaN-safe: no episodes shown anything
+                silent = min(t, key=lambda r: r["shown"])
+                out.append(f"  It suggests almost nothing ({row['shown']:.1f} suggestions an episode): its DPR is close to "
+                           f"that of the human writing alone ({silent['arm']}, {silent['shown']:.1f} an episode: "
+                           f"{silent['dpr']:.4f}).")
     return out or ["- no episodes yet"]
 
 
