@@ -16,9 +16,10 @@ Stages, each resumable (run the command again after a crash or Ctrl+C: finished 
            (`empower-finetune train`), exported to GGUF and registered (`export --to gguf
            --name`); validation losses in RESULTS/train.json
   evals    every arm, paired on the same problems, with the oracle human (`empower-evals`):
-           HumanEval's fixed 40, the built-in problems, functions of the held-out files; then all
-           164 HumanEval problems for the best Empower arm and the best baseline; every
-           episode's row in RESULTS/episodes/
+           HumanEval's fixed 40, the built-in problems, functions of the held-out files; every
+           episode's row in RESULTS/episodes/. Optional (--set): all 164 HumanEval problems for
+           the best Empower arm and the best baseline (full_humaneval=true), and the built-in
+           gemma-3-270m human for the best arm of each family (llm_problems=20)
   report   docs/results.md and its figures (experiments/report.py)
 
 Big artifacts (datasets, adapters, GGUFs, run stores) live in --work (default
@@ -52,7 +53,8 @@ STDLIB = Path(sysconfig.get_paths()["stdlib"])
 
 @dataclass(frozen=True)
 class Size:
-    """How big a run is. The default is sized for a 2-core CPU: about an hour in all."""
+    """How big a run is. The default is sized for a 2-core CPU: about 75 minutes here (labelling
+    ~8, training ~3 an arm, episodes ~45); the optional stages add ~20 more."""
     name: str
     base: str = "smollm2-135m"  # the model trained and served (and the untrained arms' model)
     estimator: str = "smollm2-135m"  # the pretrained model whose likelihoods make the labels
@@ -69,11 +71,14 @@ class Size:
     humaneval_limit: int | None = None
     builtin_limit: int | None = None  # the built-in problems (None: all six)
     files_limit: int | None = None  # functions of the held-out files per arm (None: all)
-    files_per_file: int = 8  # at most, spread over each held-out file (72 episodes an arm from 13 files here)
-    full_humaneval: bool = True  # all 164 for the best Empower arm and the best baseline
+    files_per_file: int = 4  # at most, spread over each held-out file (45 episodes an arm from 13 files here)
+    # all 164 for the best Empower arm and the best baseline (+7 min here: not in the default hour)
+    full_humaneval: bool = False
     concurrency: int = 8  # episodes at once (the files dataset plays one at a time: see evals)
     llm_human: str | None = "gemma-3-270m"  # the built-in LLM human, for the best arm of each family
-    llm_problems: int = 20  # the first of the fixed 40 (an episode costs ~12 s of two servers here)
+    # the first N of the fixed 40 (an episode costs ~12 s of two servers here: 20 add ~12 min, so
+    # none in the default hour; --set llm_problems=20)
+    llm_problems: int = 0
     prefix: str = "evb"  # registered names: evb-empower-eta2, ...
 
 
@@ -84,7 +89,7 @@ QUICK = replace(DEFAULT, name="quick", train_files=4, train_bytes=(1_500, 4_000)
                 llm_human=None, prefix="evbq")
 SCALE = replace(DEFAULT, name="scale", train_files=400, train_bytes=(2_000, 40_000), episode_files=60,
                 episode_bytes=(2_000, 30_000), k=16, steps=400, grad_accum=16, max_length=2048, lr=2e-4,
-                files_per_file=8, concurrency=32, llm_problems=40)
+                files_per_file=8, full_humaneval=True, concurrency=32, llm_problems=40)
 
 
 # ---------------------------------------------------------------------------- running commands
