@@ -42,8 +42,10 @@ LN2 = math.log(2)
 CAP = 64          # the longest label, in tokens (the editor's `base` policy shows at most 64)
 RULES = ("empower", "sft-10", "sft-20", "sft-rand")
 # The η empower-finetune labels with when none is given: measured for the models Empower ships,
-# not the paper's 0.32 (tuned for an 8B estimator): docs/results.md, `make experiment`.
-DEFAULT_ETA = 0.32
+# not the paper's 0.32 (tuned for an 8B estimator). In docs/results.md (`make experiment`) the
+# model trained at 0.32 never suggested anything; at 2 it suggested and was the best trained arm
+# on the built-in problems (paired CI), tied on HumanEval and held-out code.
+DEFAULT_ETA = 2.0
 SYSTEM = "You are a coding assistant. Continue the user's code exactly where it stops."
 USER = "Finish this code:\n\n{state}"
 CHAT_OVERHEAD = 96  # tokens of the chat template and the system and user text around the state

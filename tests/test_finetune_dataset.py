@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from finetune.labels import DEFAULT_ETA
+
 pytest.importorskip("torch")
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -70,11 +72,14 @@ def test_label_writes_datasets_with_long_labels_where_the_estimator_knows_the_co
     assert all(a["completion_tokens"] <= b["completion_tokens"] for a, b in zip(low, empower))
 
 
+DEFAULT = f"empower-eta{DEFAULT_ETA:g}"  # the dataset labelled with the default η
+
+
 def test_a_killed_run_resumes_without_redoing_finished_files(code, test_models, tmp_path):
     out = tmp_path / "data"
-    args = ("label", code, "--estimator", test_models.memorizer, "--k", "4", "--out", out)
+    args = ("label", code, "--estimator", test_models.memorizer, "--k", "4", "--out", out)  # η: the default
     assert run(*args).returncode == 0
-    first = (out / "empower-eta0.32" / "data.jsonl").read_text()
+    first = (out / DEFAULT / "data.jsonl").read_text()
     shards = sorted((out / ".shards").rglob("*.json"))
     assert len(shards) == 5
     shards[0].unlink()  # as if killed before this file's shard was written
@@ -82,7 +87,7 @@ def test_a_killed_run_resumes_without_redoing_finished_files(code, test_models, 
     r = run(*args)
     assert r.returncode == 0 and "4 from an earlier run" in r.stdout
     assert all(p.stat().st_mtime_ns == t for p, t in stamps.items())
-    assert (out / "empower-eta0.32" / "data.jsonl").read_text() == first
+    assert (out / DEFAULT / "data.jsonl").read_text() == first
 
 
 @pytest.mark.slow
@@ -94,7 +99,7 @@ def test_two_ranks_under_torchrun_give_the_one_process_dataset(code, test_models
                         "--estimator", str(test_models.memorizer), "--k", "4", "--out", str(two)],
                        capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert r.returncode == 0, r.stderr[-2000:]
-    assert (two / "empower-eta0.32" / "data.jsonl").read_text() == (one / "empower-eta0.32" / "data.jsonl").read_text()
+    assert (two / DEFAULT / "data.jsonl").read_text() == (one / DEFAULT / "data.jsonl").read_text()
 
 
 @pytest.mark.parametrize("case", ["missing", "a file", "empty", "all skipped", "bad estimator", "bad rule"])

@@ -22,8 +22,10 @@ from pathlib import Path
 
 import pytest
 
+from finetune.labels import DEFAULT_ETA
+
 ROOT = Path(__file__).resolve().parent.parent
-NAME = "code-eta0.32"  # the default: the directory's name and η
+NAME = f"code-eta{DEFAULT_ETA:g}"  # the default: the directory's name and η
 STAGES = ("scan", "plan", "label", "train", "export", "register")
 
 
@@ -128,7 +130,7 @@ def test_the_whole_pipeline_resumes_registers_serves_and_then_keeps_everything(t
         "gguf", (run / "export" / "model-f16.gguf").resolve(), "completion", NAME)
     registry = json.loads((tmp_path / "config" / "registry.json").read_text())
     entry = registry["models"][NAME]
-    assert entry["run"] == str(run.resolve()) and entry["eta"] == 0.32 and entry["format"] == "completion"
+    assert entry["run"] == str(run.resolve()) and entry["eta"] == DEFAULT_ETA and entry["format"] == "completion"
     assert entry["base"] == str(test_models.memorizer.resolve()) and entry["created"]
     assert not (tmp_path / "config" / "config.toml").exists()  # the hand-written config is never touched
 
@@ -147,7 +149,7 @@ def test_the_whole_pipeline_resumes_registers_serves_and_then_keeps_everything(t
     # 5. again: every stage is kept, nothing is written again
     outputs = [run / "train" / "adapter" / "adapter_model.safetensors", run / "export" / "model-f16.gguf",
                run / "export" / "model-q4_k_m.gguf", run / "export" / "merged" / "model.safetensors",
-               run / "data" / "empower-eta0.32" / "data.jsonl", tmp_path / "config" / "registry.json"]
+               run / "data" / f"empower-eta{DEFAULT_ETA:g}" / "data.jsonl", tmp_path / "config" / "registry.json"]
     before = [p.stat().st_mtime_ns for p in outputs]
     again = finetune(*args)
     assert again.returncode == 0, again.stderr
