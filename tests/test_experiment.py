@@ -19,7 +19,6 @@ from experiments.arms import all_arms
 ROOT = Path(__file__).resolve().parent.parent
 
 
-
 def command(test_models, tmp_path: Path, *extra: str) -> list[str]:
     return [sys.executable, "-m", "experiments.empower_vs_baselines", "--quick",
             "--base", str(test_models.memorizer), "--estimator", str(test_models.memorizer),
