@@ -65,18 +65,19 @@ def _mean(xs) -> float:
 
 
 def groups(episodes: list[dict]) -> dict[str, dict[str, list[dict]]]:
-    """Episodes by report dataset, then by arm. HumanEval splits in two: the problems every arm
-    ran (the fixed 40), and all 164 for the arms that ran them all."""
+    """Episodes by report dataset, then by arm, on the problems every arm of the dataset played
+    (an arm that played more, as after a smaller rerun, is not compared on more). HumanEval also
+    gives "humaneval-all": all 164 for the arms that ran them all."""
     out: dict[str, dict[str, list[dict]]] = {}
     for e in episodes:
         out.setdefault(e["dataset"], {}).setdefault(e["arm"], []).append(e)
-    he = out.pop("humaneval", None)
-    if he:
-        common = set.intersection(*({e["problem_id"] for e in eps} for eps in he.values()))
-        out["humaneval"] = {k: [e for e in eps if e["problem_id"] in common] for k, eps in he.items()}
-        most = max(len(eps) for eps in he.values())
-        if most > len(common):
-            out["humaneval-all"] = {k: eps for k, eps in he.items() if len(eps) == most}
+    for name in list(out):  # every table on the problems every arm of it played
+        by = out[name]
+        common = set.intersection(*({e["problem_id"] for e in eps} for eps in by.values()))
+        out[name] = {k: [e for e in eps if e["problem_id"] in common] for k, eps in by.items()}
+        most = max(len(eps) for eps in by.values())
+        if name == "humaneval" and most > len(common):
+            out["humaneval-all"] = {k: eps for k, eps in by.items() if len(eps) == most}
     return {k: out[k] for k in DATASETS if k in out}
 
 
