@@ -38,8 +38,10 @@ class Arm:
 
     @property
     def policy_label(self) -> str:
-        """How empower-evals names its policy in the run store (evals.episode.policy_label)."""
-        return f"{self.policy}@{self.eta:g}" if self.policy == "threshold" else self.policy
+        """How empower-evals names its policy in the run store."""
+        from evals.episode import policy_label
+
+        return policy_label(self.policy, self.eta if self.policy == "threshold" else None)
 
 
 def all_arms() -> list[Arm]:
