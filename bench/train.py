@@ -21,8 +21,8 @@
    smollm2-135m, qwen2.5-0.5b; a config.json directory; a cached Hub id), with the test tokenizer,
    for GPU timings without downloading weights.
 2. --pipeline: `python -m finetune.cli CODE` with every default (base and estimator smollm2-135m,
-   η 0.32) on the standard library's 45 smallest top-level modules of 2.5-16 KB (286 KB; issue
-   17's "45 small files, about 290 KB"), in a subprocess with its own user directories and its
+   η finetune.labels.DEFAULT_ETA) on the standard library's 45 smallest top-level modules of
+   2.5-16 KB (286 KB; issue 17's "45 small files, about 290 KB"), in a subprocess with its own user directories and its
    output sent to a file, as `empower-finetune DIR > log` would be: the wall time and peak
    resident memory of the whole command (os.wait4, what `/usr/bin/time -v` reports), each
    stage's time (pipeline.json) beside the plan's estimate, the stated peak beside the measured
@@ -283,7 +283,9 @@ def pipeline(args, work: Path) -> int:
         "stages_s": {k: v.get("seconds") for k, v in state["stages"].items()},
         "plan": plan["train"], "progress_lines": lines,
         "eval_loss_before": trained.get("eval_loss_before"), "eval_loss": trained.get("eval_loss"),
-        "labels": json.loads((run / "data" / "empower-eta0.32" / "manifest.json").read_text())["share_empty"]}
+        # The run's one label set, whatever the default η is now.
+        "labels": {m.parent.name: json.loads(m.read_text())["share_empty"]
+                   for m in sorted((run / "data").glob("*/manifest.json"))}}
     console.print(f"wall {clock(wall)} (planned {clock(plan['seconds'])}; target about 20 min: "
                   f"{wall / 1200:.2f}× of it); peak resident memory {peak / 2**30:.2f} GB (stated "
                   f"{plan['train']['peak_bytes'] / 2**30:.2f} GB: measured ÷ stated {peak / plan['train']['peak_bytes']:.2f}; "
