@@ -238,7 +238,7 @@ def small_stdlib_files(n: int) -> list[Path]:
 
 
 def pipeline(args, work: Path) -> int:
-    from finetune.progress import clock
+    from coach.progress import clock
 
     code = work / "stdlib"
     code.mkdir()

@@ -42,7 +42,10 @@ def cmd_suggest(args) -> int:
     ctx = context_at(Path(args.file), args.at)
     if args.prefix_only:
         ctx = Context(ctx.prefix)
-    coach = Coach.from_spec(args.model, args.policy, args.eta, args.format, base=args.base,
+    from coach.registry import default_policy
+
+    policy = args.policy or default_policy(args.model)
+    coach = Coach.from_spec(args.model, policy, args.eta, args.format, base=args.base,
                             temperature=args.temperature)
     try:
         s = coach.suggest(ctx)
@@ -66,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--at", required=True, metavar="LINE:COL", help="the cursor, 1-based (e.g. 12:5)")
     p.add_argument("--model", required=True, help="a model spec: a .gguf, an HF or adapter dir, openai:URL#NAME, a name")
     p.add_argument("--base", help="the base model of an adapter, when its config does not say")
-    p.add_argument("--policy", default="base", help="base, base-N, threshold or trained (default base)")
+    p.add_argument("--policy", help="base, base-N, threshold or trained (default: trained for a model "
+                   "empower-finetune registered, else base)")
     p.add_argument("--eta", type=float, help="threshold in bits, for --policy threshold (default 4)")
     p.add_argument("--format", choices=["completion", "chat"], help="prompt format (default: the model's)")
     p.add_argument("--temperature", type=float, default=0.0, help="0 is greedy (default)")

@@ -100,6 +100,16 @@ def load(path: Path | None = None) -> dict[str, Entry]:
                             "fix or delete it") from None
 
 
+def default_policy(model: str | None) -> str:
+    """The policy a model is served with when none is asked for: a model empower-finetune
+    trained ends its suggestions itself ("trained", so the editor and the log say so); any other
+    generates up to the cap ("base")."""
+    try:
+        return "trained" if model is not None and model in load() else "base"
+    except ModelNotFound:  # the editor says so when it resolves the model
+        return "base"
+
+
 def register(name: str, spec: str | Path, fmt: str, *, base: str | None = None, run: str | Path | None = None,
              eta: float | None = None, rule: str | None = None, lora: str | Path | None = None,
              path: Path | None = None) -> tuple[Entry, Entry | None]:

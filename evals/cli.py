@@ -366,6 +366,7 @@ def run(args) -> int:
 def play(args, problems, assistants, human, human_name, store, coaches, out, console) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from coach.progress import Milestones
     from evals.episode import policy_label
     from evals.metrics import summarize
     from evals.report import print_report
@@ -390,16 +391,21 @@ def play(args, problems, assistants, human, human_name, store, coaches, out, con
 
     progress = Progress(TextColumn("{task.fields[name]}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         TextColumn("{task.description}"), console=console)
-    tasks = {k: progress.add_task(figures(v), name=labels[k], total=len(problems),
-                                  completed=sum(not e.errored or args.keep_errored for e in v))
+    finished = {k: sum(not e.errored or args.keep_errored for e in v) for k, v in seen.items()}
+    tasks = {k: progress.add_task(figures(v), name=labels[k], total=len(problems), completed=finished[k])
              for k, v in seen.items()}
     began, ran = time.perf_counter(), [0]
+    # Written to a file, the live bars show nothing until the end: a line now and then instead.
+    todo = sum(len(problems) - n for n in finished.values())
+    milestones = None if console.is_terminal else Milestones(console, "episodes", quiet=0)
 
     def done(ep) -> None:
         key = (ep.assistant, ep.policy)
         seen[key] = [e for e in seen[key] if e.problem_id != ep.problem_id] + [ep]
         ran[0] += 1
         progress.update(tasks[key], advance=1, description=figures(seen[key]))
+        if milestones is not None:
+            milestones.update(ran[0], todo, f"{labels[key]}: {figures(seen[key])}")
 
     console.print(f"{len(problems)} problems × {len(assistants)} assistants, human {human_name}, run {out}")
     try:

@@ -53,8 +53,8 @@ STDLIB = Path(sysconfig.get_paths()["stdlib"])
 
 @dataclass(frozen=True)
 class Size:
-    """How big a run is. The default is sized for a 2-core CPU: about 75 minutes here (labelling
-    ~8, training ~3 an arm, episodes ~45); the optional stages add ~20 more."""
+    """How big a run is. The default is sized for a 2-core CPU: about an hour here (labelling
+    ~6 minutes, training ~2 an arm, episodes ~40); the optional stages add ~30 more."""
     name: str
     base: str = "smollm2-135m"  # the model trained and served (and the untrained arms' model)
     estimator: str = "smollm2-135m"  # the pretrained model whose likelihoods make the labels
@@ -62,19 +62,24 @@ class Size:
     train_bytes: tuple[int, int] = (2_500, 12_000)  # their sizes
     episode_files: int = 13  # held-out modules whose functions are episodes (never labelled)
     episode_bytes: tuple[int, int] = (2_500, 7_500)  # under the editor's 8,000-character window
-    k: int = 8  # states per file
+    k: int = 4  # states per file (40 × 4: about twice the rows that training reads)
     steps: int = 20  # optimizer steps, every trained arm
     grad_accum: int = 4  # rows per step (one row per forward pass on a CPU)
-    max_length: int = 192  # tokens per row: the end of the served prompt and the label
+    # tokens per row: the end of the served prompt and the label (what empower-finetune plans
+    # for a CPU here: bench/train.py --pipeline)
+    max_length: int = 128
     lr: float = 1e-3  # few steps: a LoRA that starts at zero needs a larger rate to move
     humaneval_ids: str | None = "bench/humaneval-40.txt"  # the fixed 40 (None: humaneval_limit)
     humaneval_limit: int | None = None
     builtin_limit: int | None = None  # the built-in problems (None: all six)
     files_limit: int | None = None  # functions of the held-out files per arm (None: all)
-    files_per_file: int = 4  # at most, spread over each held-out file (45 episodes an arm from 13 files here)
+    files_per_file: int = 2  # at most, spread over each held-out file (26 episodes an arm from 13 files)
     # all 164 for the best Empower arm and the best baseline (+7 min here: not in the default hour)
     full_humaneval: bool = False
-    concurrency: int = 8  # episodes at once (the files dataset plays one at a time: see evals)
+    concurrency: int = 8  # episodes at once
+    # the files dataset's: a file's long start is read once per model in flight, so few models
+    # (llama.cpp generates on one thread of two here: two episodes at once use both cores)
+    files_concurrency: int = 2
     llm_human: str | None = "gemma-3-270m"  # the built-in LLM human, for the best arm of each family
     # the first N of the fixed 40 (an episode costs ~12 s of two servers here: 20 add ~12 min, so
     # none in the default hour; --set llm_problems=20)
@@ -89,7 +94,7 @@ QUICK = replace(DEFAULT, name="quick", train_files=4, train_bytes=(1_500, 4_000)
                 llm_human=None, prefix="evbq")
 SCALE = replace(DEFAULT, name="scale", train_files=400, train_bytes=(2_000, 40_000), episode_files=60,
                 episode_bytes=(2_000, 30_000), k=16, steps=400, grad_accum=16, max_length=2048, lr=2e-4,
-                files_per_file=8, full_humaneval=True, concurrency=32, llm_problems=40)
+                files_per_file=8, full_humaneval=True, concurrency=32, files_concurrency=32, llm_problems=40)
 
 
 # ---------------------------------------------------------------------------- running commands
@@ -280,11 +285,9 @@ class Experiment:
         elif dataset == "builtin":
             where = ["--dataset", "builtin"] + (["--limit", s.builtin_limit] if s.builtin_limit else [])
         elif dataset == "files":
-            # one at a time: a file's functions then follow each other on one model, whose KV
-            # cache holds the file's start (an episode costs its new tokens, not the whole file)
             where = ["--dataset", "files", self.work / "corpus" / "episodes", "--per-file", s.files_per_file]
             where += ["--limit", s.files_limit] if s.files_limit else []
-            concurrency = ["--concurrency", 1]
+            concurrency = ["--concurrency", s.files_concurrency]
         missing = self.missing(dataset, arms, out, full)
         todo = sum(map(len, missing.values()))
         print(f"{dataset}: {todo} episodes to play ({len(arms)} arms)", flush=True)
@@ -456,13 +459,35 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+# The fields that decide what finished work is (the corpus, the labels, the trained models): a
+# run goes on only with the same. The others (problem counts, the optional stages, concurrency)
+# may change between invocations: a rerun plays what is missing.
+RECIPE = ("base", "estimator", "train_files", "train_bytes", "episode_files", "episode_bytes", "k", "steps",
+          "grad_accum", "max_length", "lr", "prefix")
+
+
+def check_recipe(s: Size, *configs: Path) -> None:
+    """Refuse to go on with work made by another recipe (it would be kept, not redone)."""
+    for path in configs:
+        made = (read_json(path) or {}).get("size")
+        if made is None:
+            continue
+        differ = [f"{f} {made.get(f)!r} there, {getattr(s, f)!r} here" for f in RECIPE
+                  if made.get(f) != (list(getattr(s, f)) if isinstance(getattr(s, f), tuple) else getattr(s, f))]
+        if differ:
+            raise ExperimentError(f"{path.parent} was made with another recipe ({'; '.join(differ)}): "
+                                  "give another --work and --results, or the same --set")
+
+
 def _run(s: Size, work: Path, results: Path, doc: Path) -> int:
     from experiments.report import write_report
 
     exp = Experiment(s, work, results)
+    check_recipe(s, results / "config.json", work / "config.json")
     config = {"size": asdict(s), "work": str(work), "python": platform.python_version(),
               "machine": f"{platform.machine()}, {os.cpu_count()} cores", "argv": sys.argv[1:]}
     write_json(results / "config.json", config)
+    write_json(work / "config.json", config)
     arms = all_arms()
 
     def stage(name: str, fn, *a, **kw):

@@ -189,7 +189,7 @@ def label_command(argv: list[str]) -> int:
     from finetune import corpus
     from finetune.dataset import LabelConfig, Source, label_corpus
     from finetune.labels import RULES, Estimator
-    from finetune.progress import Milestones
+    from coach.progress import Milestones
 
     for rule in args.rule:
         if rule not in RULES and not (rule.startswith("sft-") and rule[4:].isdigit() and int(rule[4:]) > 0):

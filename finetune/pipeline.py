@@ -70,7 +70,7 @@ class Row:
 class Board:
     """The stage rows, drawn live by rich in a terminal (mark, stage, bar, time, time left, what
     happened); written to a file, a line as each stage starts and ends and milestones between
-    (finetune/progress.py). Time left: from the pace so far, or the plan's estimate before that."""
+    (coach/progress.py). Time left: from the pace so far, or the plan's estimate before that."""
 
     MARKS = {"pending": "[dim]·[/]", "done": "[green]✓[/]", "kept": "[green]✓[/]", "skipped": "[yellow]–[/]",
              "failed": "[red]✗[/]", "interrupted": "[yellow]■[/]"}
@@ -98,7 +98,7 @@ class Board:
         from rich.progress_bar import ProgressBar
         from rich.table import Table
 
-        from finetune.progress import clock
+        from coach.progress import clock
 
         table = Table.grid(padding=(0, 1))
         for _ in range(5):
@@ -129,7 +129,7 @@ class Board:
             self.console.print(text, highlight=False, soft_wrap=True, markup=False)
 
     def start(self, name: str, detail: str = "") -> None:
-        from finetune.progress import Milestones, clock
+        from coach.progress import Milestones, clock
 
         self.milestones[name] = Milestones(self.console, name, planned=self.planned.get(name))
         self.rows[name] = Row("running", detail, started=time.perf_counter())
@@ -149,7 +149,7 @@ class Board:
             self.milestones[name].update(row.done, row.total, row.detail)
 
     def finish(self, name: str, status: str, detail: str | None = None) -> None:
-        from finetune.progress import clock
+        from coach.progress import clock
 
         row = self.rows[name]
         row.status = status

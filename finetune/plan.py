@@ -43,7 +43,7 @@ class RunPlan:
         return self.label_seconds + self.train.seconds + self.export_seconds
 
     def summary(self) -> str:
-        from finetune.progress import clock
+        from coach.progress import clock
         from finetune.schedule import gb
 
         return (f"about {clock(self.seconds)} here: label {clock(self.label_seconds)}, train "
@@ -51,7 +51,7 @@ class RunPlan:
                 f"{gb(self.train.peak_bytes)} of {gb(self.train.memory_bytes)} free")
 
     def lines(self) -> list[str]:
-        from finetune.progress import clock
+        from coach.progress import clock
         from finetune.train import describe_plan
 
         t = self.train

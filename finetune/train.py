@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from finetune.machine import static_machine, this_machine
-from finetune.progress import clock
+from coach.progress import clock
 from finetune.schedule import (LENGTHS, MemoryTooSmall, Plan, Shape, Speed, check_memory, choose, gb, probe,
                                probe_lengths)
 from finetune.train_data import (IGNORE, Collator, Rows, ServedPrompts, TrainError, base_name, dataset_manifest,

@@ -339,7 +339,7 @@ def make_recorder(out_dir: Path, total_steps: int, console):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
     from transformers import TrainerCallback
 
-    from finetune.progress import Milestones
+    from coach.progress import Milestones
 
     class Recorder(TrainerCallback):
         def __init__(self):

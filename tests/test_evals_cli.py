@@ -158,6 +158,8 @@ def test_a_run_stopped_midway_keeps_its_episodes_and_resumes(test_models, tmp_pa
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr
     assert f"ran {6 - len(kept)} episodes" in again.stderr and f"{len(kept)} were already finished" in again.stderr
+    # its output is a pipe, not a terminal: progress comes as lines, of the episodes left to play
+    assert f"episodes: {6 - len(kept)}/{6 - len(kept)} 100%" in again.stderr, again.stderr
     after = stored(run)
     assert len(after) == 6 and all(after[k] == v for k, v in kept.items())  # not one redone
 

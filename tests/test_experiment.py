@@ -114,3 +114,23 @@ def test_a_size_field_is_changed_by_name_and_a_bad_one_is_refused(bad):
     assert s.steps == DEFAULT.steps  # the rest as it was
     with pytest.raises(ValueError):
         with_fields(DEFAULT, [bad])
+
+
+def test_work_made_by_another_recipe_is_refused_in_one_line_and_left_alone(tmp_path, capsys):
+    from dataclasses import asdict, replace
+
+    from experiments.empower_vs_baselines import DEFAULT, check_recipe, main
+
+    results, work = tmp_path / "results", tmp_path / "work"
+    results.mkdir()
+    made = {"size": asdict(replace(DEFAULT, k=8)), "argv": []}
+    (results / "config.json").write_text(json.dumps(made))
+    before = (results / "config.json").read_text()
+
+    assert main(["--results", str(results), "--work", str(work)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and f"k 8 there, {DEFAULT.k} here" in err, err
+    assert (results / "config.json").read_text() == before and not work.exists()
+
+    # what a rerun only adds to (problem counts, the optional stages) may change
+    check_recipe(replace(DEFAULT, k=8, llm_problems=40, full_humaneval=True, files_per_file=8), results / "config.json")

@@ -11,7 +11,7 @@ import pytest
 from rich.console import Console
 
 from finetune.machine import GiB, Machine
-from finetune.progress import Milestones
+from coach.progress import Milestones
 from finetune.schedule import (LENGTHS, MemoryTooSmall, Shape, Speed, check_memory, choose, peak_memory)
 from finetune.train import TrainConfig
 

@@ -551,6 +551,21 @@ def test_with_no_model_given_the_editor_takes_the_measured_default_assistant(tmp
     assert settings.model is None and settings.policy == "base"
 
 
+def test_a_model_empower_finetune_registered_is_served_with_its_own_stop(tmp_path, lava, test_models):
+    """A trained model ends its suggestions itself: with no --policy it is served as "trained"
+    (what the status bar and the log then say), not as the untrained "base"."""
+    from coach import registry
+    from tui.cli import parser, prepare
+
+    registry.register("mine", test_models.memorizer_gguf, "completion", run=tmp_path)
+    settings, _, _ = prepare(parser().parse_args([str(lava), "--model", "mine"]))
+    assert settings.policy == "trained"
+    settings, _, _ = prepare(parser().parse_args([str(lava), "--model", str(test_models.memorizer_gguf)]))
+    assert settings.policy == "base"
+    settings, _, _ = prepare(parser().parse_args([str(lava), "--model", "mine", "--policy", "base-10"]))
+    assert settings.policy == "base-10"
+
+
 async def test_no_pause_at_all_still_asks(lava, test_models):
     """--delay 0: ask at once after every key (Textual's set_timer(0) would never fire)."""
     app = make_app(lava, test_models.memorizer_gguf, delay=0)

@@ -54,7 +54,7 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", metavar="SPEC", help="the assistant: a .gguf, an HF or adapter "
                         "directory, openai:URL#NAME, or a name from the config")
     parser.add_argument("--policy", help="base, base-N (e.g. base-20), threshold, trained "
-                        "(default: base)")
+                        "(default: trained for a model empower-finetune registered, else base)")
     parser.add_argument("--eta", type=float, metavar="BITS", help="η for --policy threshold")
     parser.add_argument("--format", choices=["completion", "chat"], help="prompt format "
                         "(default: the model's)")
@@ -95,7 +95,11 @@ def prepare(args: argparse.Namespace):
 
         default = default_assistant()
         model = default.model if default else None
-    policy = args.policy or config.get("policy") or (default.policy if default else "base")
+    policy = args.policy or config.get("policy") or (default.policy if default else None)
+    if policy is None:
+        from coach.registry import default_policy
+
+        policy = default_policy(model)
     eta = args.eta if args.eta is not None else config.get("eta")
     if eta is None and default and policy == default.policy:
         eta = default.eta

@@ -1,4 +1,4 @@
-"""Progress a person can follow, in a terminal and in a file.
+"""Progress a person can follow, in a terminal and in a file (empower-finetune, empower-evals).
 
 In a terminal rich draws live bars; written to a file (`empower-finetune DIR > log`) a live
 display draws nothing until it ends, so `Milestones` prints a plain line instead at every tenth
