@@ -482,8 +482,10 @@ def check_recipe(s: Size, *configs: Path) -> None:
 def _run(s: Size, work: Path, results: Path, doc: Path) -> int:
     from experiments.report import write_report
 
-    exp = Experiment(s, work, results)
     check_recipe(s, results / "config.json", work / "config.json")
+    if not (work / "config.json").is_file():  # new work: every stage is done again, and timed anew
+        (results / "stages.json").unlink(missing_ok=True)
+    exp = Experiment(s, work, results)
     config = {"size": asdict(s), "work": str(work), "python": platform.python_version(),
               "machine": f"{platform.machine()}, {os.cpu_count()} cores", "argv": sys.argv[1:]}
     write_json(results / "config.json", config)
