@@ -13,7 +13,6 @@ report can say why; a vendored directory is one entry ("directory, not read"), n
 
 from __future__ import annotations
 
-import bisect
 import errno
 import fnmatch
 import hashlib
@@ -25,6 +24,8 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
+
+from finetune.secrets import find_secrets, is_config, redact_secrets
 
 LANGS: dict[str, tuple[str, ...]] = {
     "python": (".py", ".pyi"),
@@ -99,6 +100,10 @@ def scan(root: str | os.PathLike, langs: Iterable[str] = ("python",), max_bytes:
         candidates, skipped = _walk(root)
     else:
         candidates, skipped = _split_vendored(listed)
+    # Config files are never learnt from, but a secret in one is reported, so a person sees it.
+    for rel in sorted(candidates):
+        if _suffix(rel) not in exts and is_config(rel) and (leak := _config_secret(root, rel)):
+            skipped.append(leak)
     candidates = sorted(r for r in candidates if _suffix(r) in exts)
     files: list[SourceFile] = []
     first: dict[str, str] = {}  # sha256 -> the rel kept for it
@@ -156,9 +161,15 @@ def _nothing_message(corpus: Corpus, langs: tuple[str, ...], exts: dict[str, str
 
 # --- listing ---------------------------------------------------------------------------------
 
+# A repository's own config can make git run commands (core.fsmonitor runs on `ls-files
+# --others`; hooks): a scanned directory is not trusted, so those are switched off for every call.
+_GIT_SAFE = ("-c", "core.fsmonitor=false", "-c", "core.hooksPath=/dev/null", "-c", "core.untrackedCache=false")
+
+
 def _git(root: Path, *args: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k not in _GIT_ENV_DROP}
-    return subprocess.run(["git", "-C", str(root), *args], capture_output=True, env=env, timeout=120)
+    env["GIT_OPTIONAL_LOCKS"] = "0"  # listing never writes to the person's index
+    return subprocess.run(["git", *_GIT_SAFE, "-C", str(root), *args], capture_output=True, env=env, timeout=120)
 
 
 def _git_files(root: Path) -> list[str] | None:
@@ -281,11 +292,26 @@ def _check(root: Path, rel: str, lang: str, max_bytes: int, redact: bool) -> Sou
         return Skipped(rel, *why)
     n = 0
     if redact:
-        text, n = redact_secrets(text)
-    elif found := find_secrets(text):
+        text, n = redact_secrets(text, rel)
+    elif found := find_secrets(text, rel):
         more = f" (+{len(found) - 1} more)" if len(found) > 1 else ""
         return Skipped(rel, "secret", f"{found[0][1]} on line {found[0][0]}{more}")
     return SourceFile(path, rel, text, hashlib.sha256(text.encode()).hexdigest(), lang, n)
+
+
+def _config_secret(root: Path, rel: str) -> Skipped | None:
+    """A config file's first secret, as a skip to report (unreadable or odd files say nothing)."""
+    path = root / rel
+    try:
+        if path.is_symlink() or not stat.S_ISREG(path.stat().st_mode) or path.stat().st_size > MAX_BYTES:
+            return None
+        text = _read_bytes(path, MAX_BYTES).decode("utf-8", errors="replace")
+    except OSError:
+        return None
+    if found := find_secrets(text, rel):
+        more = f" (+{len(found) - 1} more)" if len(found) > 1 else ""
+        return Skipped(rel, "secret", f"{found[0][1]} on line {found[0][0]}{more}; a config file, never learnt from")
+    return None
 
 
 def _read_bytes(path: Path, limit: int) -> bytes:
@@ -352,106 +378,6 @@ def _minified(rel: str, text: str) -> tuple[str, str] | None:
     if sum(lengths) / len(lengths) > 300:
         return "minified", f"lines of {sum(lengths) // len(lengths)} characters on average"
     return None
-
-
-# --- secrets ---------------------------------------------------------------------------------
-
-# (kind, needles, pattern): a pattern runs only on a text holding one of its needles, lowercased
-# (a substring test is ~20x faster than a regex scan); its group "value", where there is one, is
-# what redaction replaces, else the whole match.
-_TOKENS: tuple[tuple[str, tuple[str, ...], re.Pattern[str]], ...] = (
-    # the whole block where its END follows (keys are < 16 kB), else the BEGIN line alone
-    ("private key", ("private key",), re.compile(
-        r"-----BEGIN (?:RSA |EC |DSA |OPENSSH |ENCRYPTED |PGP )?PRIVATE KEY(?: BLOCK)?-----"
-        r"(?:(?:(?!-----)[\s\S]){0,16000}-----END [A-Z ]*PRIVATE KEY(?: BLOCK)?-----)?")),
-    ("AWS access key", ("akia", "asia"), re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b")),
-    ("AWS secret key", ("aws",), re.compile(r"(?i)aws_?secret_?(?:access_?)?key[\"']?[ \t]*[:=][ \t]*[\"']?"
-                                           r"(?P<value>[A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])")),
-    ("GitHub token", ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"),
-     re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,})")),
-    ("Slack token", ("xox",), re.compile(r"\bxox[abprs]-[A-Za-z0-9-]{10,}")),
-    ("Anthropic key", ("sk-ant-",), re.compile(r"\bsk-ant-[A-Za-z0-9_-]{20,}")),
-    ("OpenAI key", ("sk-",),  # random: digits and both cases, not a slug such as sk-learn-...
-     re.compile(r"\bsk-(?=[A-Za-z0-9_-]*[0-9])(?=[A-Za-z0-9_-]*[A-Z])(?=[A-Za-z0-9_-]*[a-z])[A-Za-z0-9_-]{20,}")),
-    ("Google API key", ("aiza",), re.compile(r"\bAIza[0-9A-Za-z_-]{35}(?![0-9A-Za-z_-])")),
-    ("Hugging Face token", ("hf_",), re.compile(r"\bhf_[A-Za-z0-9]{34,}\b")),
-    ("Stripe key", ("k_live_",), re.compile(r"\b[rs]k_live_[A-Za-z0-9]{16,}")),
-)
-# `name = "v"`, `NAME: str = 'v'`, `"name": "v"`, `f(name="v")`, `cfg["name"] = "v"`, `name := "v"`:
-# a name ending in a secret's word, then a string literal (never a call such as os.environ[...]).
-_ASSIGNMENT = re.compile(
-    r"""(?<![\w.-])["']?(?P<name>[\w.-]*?(?:password|passwd|passphrase|secret|token|key|credentials?))"""
-    r"""["']?\]?(?:[ \t]*:[ \t]*[A-Za-z_][\w\[\]., |]*?)?[ \t]*(?::=|=|:)[ \t]*[rbuf]{0,2}"""
-    r"""(?:"(?P<v1>[^"\n]*)"|'(?P<v2>[^'\n]*)')""", re.I)
-_PASSWORD_NAMES = ("password", "passwd", "passphrase")
-_TOKEN_NAMES = ("secret", "token", "apikey", "accesskey", "secretkey", "privatekey", "authkey",
-                "credential", "credentials")
-_PLACEHOLDERS = {"changeme", "password", "passwd", "secret", "token", "apikey", "example", "dummy", "test",
-                 "testing", "placeholder", "none", "null", "todo", "fixme", "redacted", "notset", "unset"}
-
-
-@dataclass(frozen=True)
-class _Hit:
-    start: int  # the span redaction replaces
-    end: int
-    kind: str
-
-
-def find_secrets(text: str) -> list[tuple[int, str]]:
-    """(line number, kind) of each secret in text, in order."""
-    starts = [0] + [m.end() for m in re.finditer("\n", text)]
-    return [(bisect.bisect_right(starts, h.start), h.kind) for h in _hits(text)]
-
-
-def redact_secrets(text: str) -> tuple[str, int]:
-    """text with each secret's value replaced by <REDACTED> (inside its quotes, so code still
-    parses), and how many were replaced."""
-    hits = _hits(text)
-    for h in reversed(hits):
-        text = text[:h.start] + "<REDACTED>" + text[h.end:]
-    return text, len(hits)
-
-
-def _hits(text: str) -> list[_Hit]:
-    hits: list[_Hit] = []
-
-    def add(start: int, end: int, kind: str) -> None:
-        if not any(start < h.end and h.start < end for h in hits):  # the first, most specific kind wins
-            hits.append(_Hit(start, end, kind))
-
-    lower = text.lower()
-    for kind, needles, pattern in _TOKENS:
-        for m in pattern.finditer(text) if any(n in lower for n in needles) else ():
-            add(*(m.span("value") if "value" in pattern.groupindex else m.span()), kind)
-    for m in _ASSIGNMENT.finditer(text):
-        kind = _assignment_kind(m.group("name"), m.group("v1") if m.group("v1") is not None else m.group("v2"))
-        if kind:
-            add(*m.span("v1" if m.group("v1") is not None else "v2"), kind)
-    return sorted(hits, key=lambda h: h.start)
-
-
-def _assignment_kind(name: str, value: str) -> str | None:
-    name = re.sub(r"[^a-z0-9]", "", name.rsplit(".", 1)[-1].lower())
-    if _placeholder(value):
-        return None
-    if name.endswith(_PASSWORD_NAMES):
-        return "password assignment"
-    # a token must look random, or `pad_token = "[PAD]"` and `tokenizer_name = "gpt2"` would count
-    if (name.endswith(_TOKEN_NAMES) and len(value) >= 8 and not re.search(r"\s", value)
-            and re.search(r"[A-Za-z]", value) and re.search(r"[0-9]", value)
-            and not re.search(r"\.[A-Za-z]{2,5}$|://", value)):  # a file name or a URL
-        return "generic token assignment"
-    return None
-
-
-def _placeholder(value: str) -> bool:
-    v = value.strip()
-    if len(set(v)) <= 1 or (v.startswith("<") and v.endswith(">")):  # "", "xxx", "***", "<your key>"
-        return True
-    if v.startswith("$") or "{" in v and "}" in v or "%(" in v or "%s" in v:  # env refs and templates
-        return True
-    norm = re.sub(r"[^a-z0-9]", "", v.lower())
-    return norm in _PLACEHOLDERS or norm.startswith("your") or set(norm) <= {"x"}
 
 
 # --- report ----------------------------------------------------------------------------------

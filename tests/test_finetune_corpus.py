@@ -329,6 +329,87 @@ def test_secrets_in_other_languages_and_counts(tmp_path):
     assert skip_of(scan(tmp_path), "two.py").detail == "password assignment on line 3 (+1 more)"
 
 
+# Formats a scan once let through into a dataset (issue 19), each assembled from pieces.
+RANDOM = "".join(["Ab3dE5gH", "7jK9mN1p", "Q3sT5vW7", "yZ"])  # pieces: the entropy finder reads 20+
+B64 = "".join(["q0hLXi3bQk0aB9m", "Z0sL0p8R+2kYx3f", "Z4uJp1Qw9vN2c5B", "7kHj3mLq8wX2cR4", "tY6uI0oP1aS3dF5",
+               "gH7jK9lZ1xC9wE=="])
+JWT = ".".join(["".join(["eyJhbGciOiJIUzI", "1NiIsInR5cCI6Ik", "pXVCJ9"]),
+                "".join(["eyJzdWIiOiIxMjM", "0NTY3ODkwIiwibm", "FtZSI6IkpvaG4gR", "G9lIn0"]),
+                "".join(["SflKxwRJSMeKKF2", "QT4fwpMeJf36POk", "6yJV_adQssw5c"])])
+LEAKS = [  # (file, its text, the secret in it)
+    ("db.py", 'DATABASE_URL = "postgres://admin:' + "Hunt3r2" + 'Xq9@db.example.com:5432/app"\n', "Hunt3r2Xq9"),
+    ("azure.py", 'conn = "DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=' + B64 + ';EndpointSuffix=core.windows.net"\n', B64[:40]),
+    ("slack.py", 'HOOK = "https://hooks.slack.com/services/' + "T01234567/B07654321/" + RANDOM[:24] + '"\n', RANDOM[:24]),
+    ("jwt.py", f'TOKEN_EXAMPLE = "{JWT}"\n', JWT.split(".")[2]),
+    ("gitlab.py", 'gl = Gitlab(url, private_token="' + "glpat-" + RANDOM[:20] + '")\n', RANDOM[:20]),
+    ("pypi.py", 'upload(auth="' + "pypi-" + "AgEIcHlwaS5vcmc" + "CJDU3ZjQ4NTk0LW" + "IyNjgtNDE4Ni1hZ" + RANDOM + '")\n',
+     RANDOM),
+    ("sendgrid.py", 'sg = SendGridAPIClient("' + "SG." + RANDOM[:22] + "." + (RANDOM * 2)[:43] + '")\n', RANDOM[:22]),
+    ("telegram.py", 'bot = Bot("' + "110201543:AA" + (RANDOM * 2)[:33] + '")\n', (RANDOM * 2)[:33]),
+    ("npm.py", 'NPMRC = "//registry.npmjs.org/:_authToken=' + "npm_" + (RANDOM * 2)[:36] + '"\n', (RANDOM * 2)[:36]),
+    ("hexkey.py", 'signing = bytes.fromhex("' + "6f1ed002ab55" + "95859014eb" + "f0951522d9" + '")\n', "6f1ed002ab55"),
+    ("comment.py", "# the staging password is " + "Tr0ub4dor&3" + "\nx = 1\n", "Tr0ub4dor&3"),
+    ("yaml_in_code.py", 'CONFIG = """\ndb:\n  user: me\n  pass' + 'word: ' + "Tr0ub4dor3x" + '\n"""\n', "Tr0ub4dor3x"),
+]
+
+
+@pytest.mark.parametrize("name,text,value", LEAKS, ids=[n for n, _, _ in LEAKS])
+def test_a_secret_of_every_format_found_never_reaches_a_dataset(name, text, value, tmp_path):
+    write(tmp_path, "keep.py")
+    write(tmp_path, name, "import os\n" + text)
+    assert find_secrets(text, name), f"{name}: nothing found"
+    found = scan(tmp_path)
+    assert skip_of(found, name).reason == "secret" and value not in "".join(f.text for f in found.files)
+    [kept] = [f for f in scan(tmp_path, redact=True).files if f.rel == name]
+    assert value not in kept.text and "<REDACTED>" in kept.text
+
+
+CONFIGS = [  # never learnt from (not code), but a secret in one is reported
+    (".env", "DEBUG=1\nDB_PASSWORD=" + "Tr0ub4dor3x" + "\n", 2),
+    ("settings.yaml", "db:\n  host: localhost\n  password: " + "Tr0ub4dor3x" + "\n", 3),
+    ("app.ini", "[db]\nhost = localhost\npassword = " + "Tr0ub4dor3x" + "\n", 3),
+    ("config.json", '{"name": "app", "api_key": "' + RANDOM + '"}\n', 1),
+    ("pyproject.toml", '[tool.x]\ntoken = "' + "ghp_" + "a1B2c3D4" * 5 + '"\n', 2),
+]
+
+
+@pytest.mark.parametrize("name,text,line", CONFIGS, ids=[n for n, _, _ in CONFIGS])
+def test_a_config_file_with_a_secret_is_reported_though_never_read_as_code(name, text, line, tmp_path):
+    write(tmp_path, "keep.py")
+    write(tmp_path, name, text)
+    write(tmp_path, "clean.yaml", "db:\n  host: localhost\n  password: ${DB_PASSWORD}\n")
+    found = scan(tmp_path)
+    s = skip_of(found, name)
+    assert s.reason == "secret" and f"on line {line}" in s.detail and "config file" in s.detail
+    assert "clean.yaml" not in [x.rel for x in found.skipped] and rels(found) == ["keep.py"]
+
+
+def test_a_repository_whose_config_runs_commands_is_listed_without_running_them(tmp_path):
+    """git runs core.fsmonitor on `ls-files --others` (and hooks on other commands): a scanned
+    repository's own config must not make it run anything."""
+    marker = tmp_path / "ran"
+    repo = tmp_path / "repo"
+    write(repo, "a.py")
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    subprocess.run(["git", "-C", str(repo), "add", "a.py"], check=True)
+    write(repo, "b.py", "def sub(a, b):\n    return a - b\n")  # untracked: --others asks fsmonitor
+    hostile = f"touch {marker}; false"
+    for key in ("core.fsmonitor", "core.sshCommand", "core.pager", "diff.external"):
+        subprocess.run(["git", "-C", str(repo), "config", key, hostile], check=True)
+    hooks = repo / ".git" / "hooks"
+    for hook in ("post-checkout", "post-index-change", "reference-transaction"):
+        (hooks / hook).write_text(f"#!/bin/sh\ntouch {marker}\n")
+        (hooks / hook).chmod(0o755)
+    # the attack is real: plain git runs it
+    subprocess.run(["git", "-C", str(repo), "ls-files", "--others"], capture_output=True)
+    assert marker.exists()
+    marker.unlink()
+
+    found = scan(repo)
+    assert found.source == "git" and rels(found) == ["a.py", "b.py"]
+    assert not marker.exists()
+
+
 NOT_SECRETS = [
     'password = ""', "password = ''", 'password = "changeme"', 'password = "xxx"', 'password = "********"',
     'api_key = "<your-api-key>"', 'password = "${DB_PASSWORD}"', 'password = "{password}"',
