@@ -173,6 +173,15 @@ class StubHandler(BaseHTTPRequestHandler):
         chunk = {"choices": [{"index": 0, "text": "x", "finish_reason": None}]}
         self.wfile.write(f": ping\n\ndata: {json.dumps(chunk)}\n\n".encode())
         self.wfile.flush()
+        if stub.mode == "trickle":  # a token every `delay` seconds, never ending
+            while True:
+                time.sleep(stub.delay)
+                try:
+                    self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                    self.wfile.flush()
+                except OSError:
+                    stub.disconnected_at = time.monotonic()
+                    return
         if stub.mode == "stall":  # then nothing: wait until the client closes the connection
             self.connection.recv(1)
             stub.disconnected_at = time.monotonic()
@@ -231,6 +240,42 @@ def test_a_slow_server_times_out(stub):
     with pytest.raises(BackendError, match="did not answer within 0.5 s"):
         b.generate(completion("x = "))
     assert time.monotonic() - start < 1.5
+
+
+def test_a_server_trickling_tokens_is_cut_at_the_whole_requests_deadline(stub):
+    """Each read comes within the timeout, but the answer never ends: the deadline is the
+    request's, not each read's (it held a 3-second request for over 15 s)."""
+    stub.mode, stub.delay = "trickle", 0.2
+    b = backend_at(stub.url, timeout=1.0)
+    start = time.monotonic()
+    with pytest.raises(BackendError, match="did not finish its answer within 1 s"):
+        b.generate(completion("x = "))
+    assert time.monotonic() - start < 2
+    time.sleep(0.5)
+    assert stub.disconnected_at is not None  # the connection was dropped: the server stops
+
+
+@pytest.mark.parametrize("url,warned", [("http://10.0.0.7:8000/v1", True), ("http://gpu-box:8000/v1", True),
+                                        ("https://api.example.com/v1", False), ("http://127.0.0.1:8000/v1", False),
+                                        ("http://localhost:8000/v1", False), ("http://[::1]:8000/v1", False)])
+def test_a_key_over_plain_http_to_another_machine_is_warned_about(url, warned, monkeypatch):
+    import warnings
+
+    from coach.backends.openai_http import UnsafeKey
+
+    monkeypatch.setenv("EMPOWER_API_KEY", SECRET)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        b = backend_at(url)
+    b.close()
+    mine = [w for w in caught if issubclass(w.category, UnsafeKey)]
+    assert bool(mine) == warned
+    assert all(SECRET not in str(w.message) and "https" in str(w.message) for w in mine)
+    monkeypatch.delenv("EMPOWER_API_KEY")
+    with warnings.catch_warnings(record=True) as caught:  # no key: nothing to leak
+        warnings.simplefilter("always")
+        backend_at(url).close()
+    assert not [w for w in caught if issubclass(w.category, UnsafeKey)]
 
 
 def test_http_500_names_the_status_and_the_key_stays_secret(stub, monkeypatch):

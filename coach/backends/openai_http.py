@@ -15,6 +15,7 @@ import os
 import socket
 import threading
 import time
+import warnings
 
 import httpx
 
@@ -47,6 +48,9 @@ class OpenAIBackend:
         self.timeout = timeout
         self.connect_timeout = connect_timeout
         key = os.environ.get(spec.api_key_env) if spec.api_key_env else None
+        if key and _plain_http_elsewhere(spec.url):
+            warnings.warn(f"the API key in ${spec.api_key_env} goes to {self.url} over plain http, readable on "
+                          "the way: use https", UnsafeKey, stacklevel=2)
         # The key lives only in the client's default headers: not on self, not in any message.
         self._client = httpx.Client(
             base_url=spec.url.rstrip("/") + "/", timeout=httpx.Timeout(timeout, connect=connect_timeout),
@@ -105,13 +109,20 @@ class OpenAIBackend:
         path, body = self._body(request)
         stream = _Stream(self, path, body, cancel, chat=path == "chat/completions")
         threading.Thread(target=stream.run, name="empower-openai-stream", daemon=True).start()
+        # httpx's timeout is per read: a server trickling a token now and then would hold a
+        # request for ever. `timeout` is also the whole request's deadline.
+        deadline = started + self.timeout
         try:
             while not stream.done.wait(POLL_S):
                 if cancel is not None and cancel.is_set():
                     break
+                if time.perf_counter() > deadline:
+                    stream.error = BackendError(f"{self.url} did not finish its answer within {self.timeout:g} s")
+                    stream.overdue = True
+                    break
         finally:
             if not stream.done.is_set():
-                stream.abort()  # cancelled, or the caller was interrupted: drop the connection
+                stream.abort()  # cancelled, overdue, or the caller was interrupted: drop the connection
         return stream.result(started)
 
     def _body(self, request: Request) -> tuple[str, dict]:
@@ -156,6 +167,7 @@ class _Stream:
         self.usage: dict = {}
         self.first_at: float | None = None
         self.error: BackendError | None = None
+        self.overdue = False  # past the request's deadline: an error, not a cancel
 
     def run(self) -> None:
         b = self.backend
@@ -242,7 +254,7 @@ class _Stream:
     def result(self, started: float) -> Generation:
         ended = time.perf_counter()
         cancelled = self.aborted or (self.cancel is not None and self.cancel.is_set() and self.finish is None)
-        if self.error is not None and not cancelled:
+        if self.error is not None and (self.overdue or not cancelled):
             raise self.error
         if not cancelled and self.finish is None and not self.saw_done:
             raise BackendError(f"{self.backend.url} ended the stream before the answer was complete")
@@ -279,6 +291,27 @@ def _align(text: str, pairs: list[tuple[str, float | None]]):
     if pos != len(text):
         return None
     return tuple(p for p, _ in kept), tuple(v for _, v in kept)
+
+
+class UnsafeKey(UserWarning):
+    """An API key about to travel unencrypted to another machine."""
+
+
+def _plain_http_elsewhere(url: str) -> bool:
+    """http:// to a host other than this machine (loopback is fine: nothing leaves it)."""
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme != "http":
+        return False
+    host = (parts.hostname or "").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return False
+    try:
+        return not ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return True  # a name: it may resolve anywhere
 
 
 def _status_message(response: httpx.Response, key_env: str) -> str:
