@@ -114,6 +114,8 @@ def parser() -> argparse.ArgumentParser:
     r = p.add_argument_group("the run")
     r.add_argument("--out", metavar="RUN_DIR", help="default ./empower-runs/evals/<dataset>-<human>")
     r.add_argument("--concurrency", type=int, metavar="N", default=8, help="episodes at once (default 8)")
+    r.add_argument("--unsafe-no-sandbox", action="store_true", help="where the judge has no sandbox (no user "
+                   "namespaces), run the episodes' programs without one, as you")
     r.add_argument("--seed", type=int, metavar="N", default=0)
     r.add_argument("--k-h", type=int, metavar="N", default=K_H, help=f"tokens the human writes a round at most (default {K_H})")
     r.add_argument("--max-rounds", type=int, metavar="N", default=MAX_ROUNDS, help=f"rounds per episode at most (default {MAX_ROUNDS})")
@@ -280,6 +282,20 @@ def make_the_human(args, problems, stack, console):
         raise EvalsError(str(exc)) from None
 
 
+def check_judge(args) -> None:
+    """Every episode's program is judged: refuse before the first where nothing can hold it."""
+    from problems.sandbox import JudgeError, allow_unsafe, check_sandbox
+
+    if args.unsafe_no_sandbox:
+        allow_unsafe()
+    if args.dataset == "files":  # judged by comparison: nothing runs
+        return
+    try:
+        check_sandbox()
+    except JudgeError as exc:
+        raise EvalsError(str(exc)) from None
+
+
 def check_servers(urls: list[str], model: str) -> None:
     """Refuse when no human server answers at all; a later outage only errors its episodes."""
     import httpx
@@ -328,6 +344,7 @@ def run(args) -> int:
     dataset_of(args)
     assistants = assistants_of(args)
     resolve_all(args.assistant)
+    check_judge(args)
     problems = load_problems(args)
     for s in problems.skipped:
         console.print(f"[yellow]skipped[/] {s.where}: {s.reason}")

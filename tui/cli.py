@@ -65,6 +65,8 @@ def parser() -> argparse.ArgumentParser:
                         "(default: from the file name)")
     parser.add_argument("--db", metavar="PATH", help="the interaction log (default: "
                         "$EMPOWER_LOG_DB, else $XDG_DATA_HOME/empower/interactions.db)")
+    parser.add_argument("--unsafe-no-sandbox", action="store_true", help="where the judge has no "
+                        "sandbox (no user namespaces), run your program's tests (F5) without one, as you")
     return parser
 
 
@@ -87,6 +89,10 @@ def prepare(args: argparse.Namespace):
         raise BadInput(str(e)) from None
     if not isinstance(config, dict):
         raise BadInput(f"{config_path()}: [editor] must be a table")
+    if args.unsafe_no_sandbox:
+        from problems.sandbox import allow_unsafe
+
+        allow_unsafe()
     delay_ms = args.delay if args.delay is not None else config.get("delay_ms", 100)
     model = args.model or config.get("model")
     default = None
