@@ -219,7 +219,9 @@ class Worker:
             # -S: site's .pth processing (editable installs' finders) costs more than the rest
             # of the start-up; the worker puts the site-packages directories back itself. Its
             # source goes on the command line: the sandbox holds none of this repository.
-            [*prefix, sys.executable, "-I", "-S", "-c", WORKER.read_text()],
+            # The last argument names the process that started it (for `ps`, and for the tests
+            # that look for anything left behind).
+            [*prefix, sys.executable, "-I", "-S", "-c", WORKER.read_text(), f"empower-judge-of:{os.getpid()}"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
             start_new_session=True, env=_env(), cwd=self._dir or "/")
         cfg = {"op": "init", "workdir": SANDBOX_DIR if sandboxed else self._dir, "sandboxed": sandboxed,
