@@ -381,6 +381,33 @@ async def test_ctrl_s_saves_atomically_keeping_the_mode(lava):
     assert not list(lava.parent.glob(".*tmp*")) and not list(lava.parent.glob("*.tmp"))
 
 
+async def test_a_save_over_another_programs_change_asks_overwrite_reload_or_cancel(lava):
+    app = make_app(lava)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await ready(pilot, app)
+        screen.editor.move_cursor(screen.editor.document.end)
+        await pilot.press("x")
+        lava.write_text("# changed by another program\n")
+        await pilot.press("ctrl+s")
+        assert isinstance(app.screen, Question) and "changed on disk" in str(app.screen.text)
+        await pilot.press("escape")  # cancel: nothing written, the text still unsaved
+        assert app.screen is screen and "●" in status(screen)
+        assert lava.read_text() == "# changed by another program\n"
+
+        await pilot.press("ctrl+s")
+        await pilot.click("#reload")  # take theirs
+        assert screen.editor.text == "# changed by another program\n" and "●" not in status(screen)
+        screen.editor.move_cursor(screen.editor.document.end)
+        await pilot.press("y", "ctrl+s")  # the file is as read now: saved without a question
+        assert app.screen is screen and "saved" in status(screen)
+        assert lava.read_text() == "# changed by another program\ny"
+
+        lava.write_text("theirs again\n")
+        await pilot.press("z", "ctrl+s")
+        await pilot.click("#overwrite")  # keep mine
+        assert lava.read_text() == "# changed by another program\nyz" and "●" not in status(screen)
+
+
 async def test_a_new_file_is_created_on_save(tmp_path):
     path = tmp_path / "new.py"
     app = make_app(path)

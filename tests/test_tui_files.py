@@ -322,3 +322,60 @@ def test_recovery_dir_follows_the_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_DATA_HOME", "relative/ignored")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     assert recovery_dir() == tmp_path / "home" / ".local" / "share" / "empower" / "recovery"
+
+
+# --- another program, another editor, a long name (issue 19) -------------------------------------
+
+def test_a_save_refuses_to_overwrite_what_another_program_changed(tmp_path):
+    from tui.files import ANY, ChangedOnDisk
+
+    path = tmp_path / "mine.py"
+    path.write_text("x = 1\n")
+    opened = open_file(path)
+    path.write_text("x = 2  # someone else's\n")
+    with pytest.raises(ChangedOnDisk, match="changed on disk since it was read"):
+        save_atomic(path, "x = 3\n", expect=opened.disk)
+    assert path.read_text() == "x = 2  # someone else's\n"  # nothing written
+    save_atomic(path, "x = 3\n", expect=ANY)  # the person chose to overwrite
+    assert path.read_text() == "x = 3\n"
+    path.unlink()
+    with pytest.raises(ChangedOnDisk, match="was removed"):
+        save_atomic(path, "x = 4\n", expect=open_file(tmp_path / "other.py").disk or "0" * 64)
+    new = open_file(tmp_path / "new.py")
+    (tmp_path / "new.py").write_text("made meanwhile\n")
+    with pytest.raises(ChangedOnDisk, match="was made by another program"):
+        save_atomic(tmp_path / "new.py", "mine\n", expect=new.disk)
+    assert (tmp_path / "new.py").read_text() == "made meanwhile\n"
+
+
+def test_two_editors_on_one_file_keep_their_own_recovery_copies(tmp_path):
+    import subprocess
+    import sys
+
+    path, where = tmp_path / "shared.py", tmp_path / "recovery"
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # a pid no editor runs as any more
+    running = Recovery(path, where, pid=os.getpid())  # another editor, still open
+    crashed = Recovery(path, where, pid=gone.pid)  # an editor that died with unsaved text
+    running.write("the open editor's text")
+    crashed.write("the crashed editor's text")
+    assert running.file != crashed.file
+
+    mine = Recovery(path, where, pid=gone.pid + 100000)  # a new editor of the same file
+    found = mine.read()
+    assert found is not None and found.text == "the crashed editor's text"  # never the live one's
+    mine.clear()  # restored or discarded: the crashed editor's copy goes, the open one's stays
+    assert not crashed.file.exists() and running.file.exists()
+    assert running.read().text == "the open editor's text"
+
+
+def test_a_file_named_near_the_length_limit_is_saved_and_recovered(tmp_path):
+    name = "é" * 120 + "_x.py"  # 245 bytes of UTF-8: the temporary name beside it would not fit
+    assert len(name.encode()) == 245
+    path = tmp_path / name
+    opened = open_file(path)
+    save_atomic(path, "print(1)\n", expect=opened.disk)
+    assert path.read_text() == "print(1)\n" and open_file(path).text == "print(1)\n"
+    r = Recovery(path, tmp_path / "recovery")
+    r.write("unsaved")
+    assert r.read().text == "unsaved" and len(r.file.name.encode()) < 255

@@ -15,6 +15,7 @@ since it was asked for is dropped.
 from __future__ import annotations
 
 import gc
+import hashlib
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,9 +33,9 @@ from textual.widgets import DataTable, Footer, Markdown, Static
 from coach.types import CoachError, Context, Suggestion
 from problems import catalog
 from tui.editor import GhostEditor
-from tui.files import Opened, Recovery, SaveFailed, open_file, save_atomic
+from tui.files import ANY, ChangedOnDisk, FileRefused, Opened, Recovery, SaveFailed, encoded, open_file, save_atomic
 from tui.log import InteractionLog, LogUnavailable, NullLog, open_log
-from tui.screens import HelpScreen, PickerScreen, quit_question, restore_question
+from tui.screens import HelpScreen, PickerScreen, changed_question, quit_question, restore_question
 
 RECOVERY_EVERY_S = 3.0
 NARROW = 100  # columns: below this the statement starts hidden
@@ -89,6 +90,7 @@ class EditorScreen(Screen):
         self.opened = opened
         self.problem = problem
         self.saved_text = opened.text
+        self._disk = opened.disk  # what the file was when read: a save checks it still is
         self.recovery = Recovery(opened.path)
         self._recovered_text: str | None = None  # what the recovery copy holds now
         self.session = 0
@@ -255,21 +257,46 @@ class EditorScreen(Screen):
         self.refresh_status()
 
     # ------------------------------------------------------------------ files
-    def action_save(self) -> None:
+    def action_save(self, overwrite: bool = False) -> None:
         text = self.editor.text
         o = self.opened
         try:
-            n = save_atomic(o.path, text, newline=o.newline, bom=o.bom, mode=o.mode)
+            n = save_atomic(o.path, text, newline=o.newline, bom=o.bom, mode=o.mode,
+                            expect=ANY if overwrite else self._disk)
+        except ChangedOnDisk as e:
+            self.app.push_screen(changed_question(str(e)), self._changed_answer)
+            return
         except SaveFailed as e:
             self.errors = str(e)
             self.refresh_status()
             return
+        self._disk = hashlib.sha256(encoded(text, o.newline, o.bom)).hexdigest()
         self.saved_text = text
         self.errors = ""
         self.notice = f"saved {n} bytes"
         self.recovery.clear()
         self._recovered_text = None
         self._record("save", {"path": str(o.path), "bytes": n})
+        self.refresh_status()
+
+    def _changed_answer(self, answer: str | None) -> None:
+        if answer == "overwrite":
+            self.action_save(overwrite=True)
+        elif answer == "reload":
+            try:
+                opened = open_file(self.opened.path)
+            except FileRefused as e:
+                self.errors = str(e)
+            else:
+                # The log replays a session from its start text: a reload ends one and starts
+                # the next from the text on disk.
+                self.close()
+                self.session = 0
+                self.opened, self.saved_text, self._disk = opened, opened.text, opened.disk
+                self.editor.load_text(opened.text)
+                self._start_session()
+                self.errors, self.notice = "", "reloaded from disk"
+                self.recovery.clear()
         self.refresh_status()
 
     def write_recovery(self) -> None:

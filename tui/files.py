@@ -50,6 +50,7 @@ class Opened:
     newline: str        # "\n" or "\r\n": what the file used (dominant), restored on save
     mode: int | None    # st_mode permission bits of the existing file
     bom: bool = False   # the file began with a UTF-8 byte order mark, written back on save
+    disk: str | None = None  # sha256 of the bytes read (None: no file): a save checks it is still so
 
 
 # --- opening -------------------------------------------------------------------------------
@@ -105,7 +106,7 @@ def open_file(path: str | os.PathLike) -> Opened:
     crlf = text.count("\r\n")
     newline = "\r\n" if crlf > text.count("\n") - crlf else "\n"
     return Opened(path, text.replace("\r\n", "\n"), exists=True, read_only=_read_only(path, st),
-                  newline=newline, mode=stat.S_IMODE(st.st_mode), bom=bom)
+                  newline=newline, mode=stat.S_IMODE(st.st_mode), bom=bom, disk=hashlib.sha256(data).hexdigest())
 
 
 def _check_regular(st: os.stat_result, refuse: Callable[[str], Exception]) -> None:
@@ -142,13 +143,42 @@ def _read_only(path: Path, st: os.stat_result) -> bool:
 
 # --- saving --------------------------------------------------------------------------------
 
+class ChangedOnDisk(SaveFailed):
+    """Another program changed (or made, or removed) the file since it was read: nothing was
+    written. The editor asks whether to overwrite, reload or cancel."""
+
+
+ANY = "any"  # save_atomic(expect=ANY): whatever is on disk now is overwritten
+
+
+def encoded(text: str, newline: str = "\n", bom: bool = False) -> bytes:
+    """The bytes a save writes for `text` (UnicodeEncodeError where UTF-8 cannot hold it)."""
+    if newline != "\n":
+        text = text.replace("\r\n", "\n")  # a stray "\r\n" in the buffer must not become "\r\r\n"
+    return (_BOM if bom else b"") + text.replace("\n", newline).encode("utf-8")
+
+
+def disk_digest(path: str | os.PathLike) -> str | None:
+    """sha256 of the file's bytes now, None where there is no file."""
+    digest = hashlib.sha256()
+    try:
+        with open(os.path.realpath(path), "rb") as f:
+            while chunk := f.read(1 << 20):
+                digest.update(chunk)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return digest.hexdigest()
+
+
 def save_atomic(path: str | os.PathLike, text: str, *, newline: str = "\n", bom: bool = False,
-                mode: int | None = None) -> int:
+                mode: int | None = None, expect: str | None = ANY) -> int:
     """Write `text` to `path` all at once or not at all; return the bytes written.
 
     `newline` replaces each "\\n"; `bom` prefixes a UTF-8 BOM. The file keeps its current
     permission bits and owner; a file that no longer exists gets `mode` (what it had when it
     was opened), and a new one 0o666 less the umask, as any program's new file would.
+    `expect`: the sha256 of the file as it was read (None: there was none); where the file is
+    not that any more, ChangedOnDisk and nothing is written. ANY: overwrite whatever is there.
     """
     if newline not in ("\n", "\r\n"):
         raise ValueError(f"newline must be '\\n' or '\\r\\n', not {newline!r}")
@@ -177,11 +207,17 @@ def save_atomic(path: str | os.PathLike, text: str, *, newline: str = "\n", bom:
             raise fail("the file is read-only")
     if not target.parent.is_dir():
         raise fail(f"directory {_shown(target.parent)} does not exist")
+    if expect != ANY:
+        try:
+            now = disk_digest(target)
+        except OSError as e:
+            raise fail(_reason(e)) from None
+        if now != expect:
+            what = "was removed" if now is None else "was made by another program" if expect is None else "changed"
+            raise ChangedOnDisk(f"not saved: {shown} {what} on disk since it was read")
 
-    if newline != "\n":
-        text = text.replace("\r\n", "\n")  # a stray "\r\n" in the buffer must not become "\r\r\n"
     try:
-        data = (_BOM if bom else b"") + text.replace("\n", newline).encode("utf-8")
+        data = encoded(text, newline, bom)
     except UnicodeEncodeError as e:
         raise fail(f"the text cannot be written as UTF-8 (character {e.start})") from None
 
@@ -223,13 +259,24 @@ def _write_replace(target: Path, data: bytes, mode: int | None,
 
 def _create_temp(target: Path, mode: int) -> tuple[int, str]:
     # A dot name so that a temp left by a killed process hides from `ls` and most globs.
+    # The name cut to fit: a file named near the 255-byte limit must still be savable.
+    name = _cut(target.name, 255 - len(".12345678.tmp") - 1)
     for _ in range(100):
-        tmp = str(target.parent / f".{target.name}.{os.urandom(4).hex()}.tmp")
+        tmp = str(target.parent / f".{name}.{os.urandom(4).hex()}.tmp")
         try:
             return os.open(tmp, _CREATE_FLAGS, mode), tmp
         except FileExistsError:
             continue
     raise FileExistsError(f"no free temporary name beside {target}")
+
+
+def _cut(name: str, limit: int) -> str:
+    """`name` cut to at most `limit` bytes of UTF-8 (file names are limited in bytes), whole
+    characters only."""
+    raw = name.encode("utf-8", "surrogateescape")
+    if len(raw) <= limit:
+        return name
+    return raw[:limit].decode("utf-8", "ignore")
 
 
 def _keep_owner(fd: int, owner: tuple[int, int]) -> None:
@@ -283,23 +330,28 @@ class Recovered:
 
 
 class Recovery:
-    """The crash-recovery copy of one file's unsaved text."""
+    """The crash-recovery copies of one file's unsaved text: each editor writes its own
+    (FILE-HASH-PID.json), so two editors on one file never overwrite or delete each other's.
+    `read()` offers the newest copy that an editor no longer running left behind."""
 
-    def __init__(self, path: str | os.PathLike, directory: str | os.PathLike | None = None):
+    def __init__(self, path: str | os.PathLike, directory: str | os.PathLike | None = None,
+                 pid: int | None = None):
         self._path = Path(path).absolute()
-        directory = Path(directory) if directory is not None else recovery_dir()
+        self._dir = Path(directory) if directory is not None else recovery_dir()
         # The hash tells apart files with the same name; the name lets a person find theirs.
         key = str(self._path).encode("utf-8", "surrogateescape")
-        digest = hashlib.sha256(key).hexdigest()[:16]
-        self._file = directory / f"{self._path.name[:100]}-{digest}.json"
+        self._stem = f"{_cut(self._path.name, 100)}-{hashlib.sha256(key).hexdigest()[:16]}"
+        self._pid = os.getpid() if pid is None else pid
+        self._file = self._dir / f"{self._stem}-{self._pid}.json"
+        self._found: Path | None = None  # the left-behind copy read() offered
 
     @property
     def file(self) -> Path:
         return self._file
 
     def write(self, text: str) -> None:
-        """Replace the copy with `text` (atomically: a crash mid-write keeps the previous copy)."""
-        record = {"path": str(self._path), "saved_at": time.time(), "text": text}
+        """Replace this editor's copy with `text` (atomically: a crash mid-write keeps the previous copy)."""
+        record = {"path": str(self._path), "saved_at": time.time(), "text": text, "pid": self._pid}
         # ensure_ascii: a lone surrogate in the buffer is escaped instead of failing to encode.
         data = json.dumps(record).encode("ascii")
         try:
@@ -312,9 +364,47 @@ class Recovery:
                              f"of {_shown(self._path)}: {_reason(e)}") from None
 
     def read(self) -> Recovered | None:
-        """The copy, or None when there is none or it cannot be used (left where it is)."""
+        """The newest copy left by an editor of this file that is not running any more (or
+        this one's own), None when there is none that can be used (those are left alone)."""
+        best: tuple[float, Path, Recovered] | None = None
+        for f in self._candidates():
+            found = self._load(f)
+            if found is not None and (best is None or found.saved_at > best[0]):
+                best = (found.saved_at, f, found)
+        self._found = best[1] if best else None
+        return best[2] if best else None
+
+    def clear(self) -> None:
+        """Remove this editor's copy and the left-behind one it offered (best effort: a copy
+        that outlives this is only offered again). Other running editors' copies stay."""
+        for f in {self._file, self._found} - {None}:
+            try:
+                f.unlink()
+            except OSError:
+                pass
+        self._found = None
+
+    def _candidates(self) -> list[Path]:
         try:
-            record = json.loads(self._file.read_bytes())
+            names = os.listdir(self._dir)
+        except OSError:
+            return []
+        out = []
+        for name in names:
+            if not (name.startswith(self._stem) and name.endswith(".json")):
+                continue
+            rest = name[len(self._stem):-len(".json")]
+            if rest == "":  # a copy from before copies were per editor
+                out.append(self._dir / name)
+            elif rest.startswith("-") and rest[1:].isdigit():
+                pid = int(rest[1:])
+                if pid == self._pid or not _running(pid):
+                    out.append(self._dir / name)
+        return out
+
+    def _load(self, f: Path) -> Recovered | None:
+        try:
+            record = json.loads(f.read_bytes())
         except (OSError, ValueError):  # ValueError: bad JSON or bad UTF-8
             return None
         if not isinstance(record, dict):
@@ -327,12 +417,15 @@ class Recovery:
             return None
         return Recovered(text, float(saved_at), Path(path))
 
-    def clear(self) -> None:
-        """Remove the copy. Best effort: a copy that outlives this is only offered again."""
-        try:
-            self._file.unlink()
-        except OSError:
-            pass
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: running
+        return True
+    return True
 
 
 # --- messages ------------------------------------------------------------------------------

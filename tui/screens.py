@@ -78,6 +78,11 @@ def quit_question(name: str) -> Question:
                     [("save", "Save and quit"), ("discard", "Quit without saving"), ("cancel", "Cancel")])
 
 
+def changed_question(message: str) -> Question:
+    return Question(f"{message}.\nYour text would replace the other program's changes.",
+                    [("overwrite", "Overwrite it"), ("reload", "Reload it (drop your changes)"), ("cancel", "Cancel")])
+
+
 def restore_question(name: str, saved_at: float) -> Question:
     when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(saved_at))
     return Question(f"Unsaved text of {name} from {when} was kept after Empower stopped.\n"
