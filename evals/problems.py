@@ -23,9 +23,8 @@ import base64
 import gzip
 import importlib.util
 import inspect
-import io
 import json
-import pickle
+import pickletools
 import re
 import sys
 import zlib
@@ -292,13 +291,34 @@ def local_files(path: str | Path, release: str | None = None) -> list[Path]:
                         "(or the same names as .parquet)")
 
 
-class _NoGlobals(pickle.Unpickler):
-    # Unpickling downloaded bytes runs code: a pickle rebuilds objects by calling what
-    # find_class hands it (REDUCE, INST, OBJ, NEWOBJ, BUILD and EXT* all go through it, and the
-    # base class refuses persistent ids). LiveCodeBench's payload is a pickled str, which needs
-    # no class at all, so refusing every class loses nothing and can never execute anything.
-    def find_class(self, module, name):
-        raise pickle.UnpicklingError(f"refused to load {module}.{name}: the tests must be a plain str")
+# LiveCodeBench's payload is a pickled str. Unpickling runs code (a pickle rebuilds objects by
+# calling what it names), and even without any class a hostile pickle can raise nearly any
+# exception or build a structure many times its own size. So nothing is unpickled: the opcodes
+# are read (pickletools parses without executing) and only the shape a str has is accepted:
+# [PROTO] [FRAME] one string opcode [a memo opcode] STOP.
+_STRING_OPS = {"UNICODE", "BINUNICODE", "SHORT_BINUNICODE", "BINUNICODE8"}
+_HARMLESS_OPS = {"PROTO", "FRAME", "PUT", "BINPUT", "LONG_BINPUT", "MEMOIZE"}
+
+
+def _pickled_str(raw: bytes) -> str:
+    """The str a pickle holds, read from its opcodes; ValueError for any other pickle."""
+    found: list[str] = []
+    try:
+        for op, arg, _ in pickletools.genops(raw):
+            if op.name in _STRING_OPS and not found:
+                found.append(arg)
+            elif op.name == "STOP":
+                break
+            elif op.name not in _HARMLESS_OPS:
+                raise ValueError(f"refused to load this pickle: it holds more than a str (at its {op.name}); "
+                                 "the tests must be a plain str")
+    except ValueError:
+        raise
+    except Exception as exc:  # a malformed stream: whatever pickletools raises, it ran nothing
+        raise ValueError(f"a malformed pickle ({type(exc).__name__})") from None
+    if not found:
+        raise ValueError("the pickle holds no str")
+    return found[0]
 
 
 def decode_tests(blob: str) -> list[dict]:
@@ -317,11 +337,9 @@ def decode_tests(blob: str) -> list[dict]:
                 raise ValueError(f"larger than {MAX_INFLATED:,} bytes once inflated")
             if not inflater.eof:
                 raise ValueError("the compressed data is cut short")
-            text = _NoGlobals(io.BytesIO(raw)).load()
-        except (ValueError, zlib.error, pickle.UnpicklingError, EOFError) as exc:
+            text = _pickled_str(raw)
+        except (ValueError, zlib.error) as exc:
             raise ValueError(f"neither JSON nor a base64 zlib pickle ({exc})") from None
-        if not isinstance(text, str):
-            raise ValueError(f"the pickled tests are a {type(text).__name__}, not a str")
     try:
         tests = json.loads(text)
     except json.JSONDecodeError as exc:
