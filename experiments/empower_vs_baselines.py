@@ -436,9 +436,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from experiments.report import write_report
 
+    # The README's summary follows the repository's own results, never another --results'
+    readme = ROOT / "README.md" if results == (ROOT / "docs" / "results").resolve() else None
     if args.report:
         try:
-            write_report(results, doc)
+            write_report(results, doc, readme)
         except (OSError, ValueError, KeyError) as exc:
             print(f"experiment: cannot report from {results}: {exc}", file=sys.stderr)
             return 2
@@ -450,7 +452,7 @@ def main(argv: list[str] | None = None) -> int:
     # stages' own resumable state is kept.
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:
-        return _run(s, work, results, doc)
+        return _run(s, work, results, doc, readme)
     except ExperimentError as exc:
         print(f"experiment: {exc}", file=sys.stderr)
         return 1
@@ -479,7 +481,7 @@ def check_recipe(s: Size, *configs: Path) -> None:
                                   "give another --work and --results, or the same --set")
 
 
-def _run(s: Size, work: Path, results: Path, doc: Path) -> int:
+def _run(s: Size, work: Path, results: Path, doc: Path, readme: Path | None = None) -> int:
     from experiments.report import write_report
 
     check_recipe(s, results / "config.json", work / "config.json")
@@ -514,8 +516,8 @@ def _run(s: Size, work: Path, results: Path, doc: Path) -> int:
     if s.llm_human and s.llm_problems:  # the best untrained, SFT and Empower arm with an LLM human
         best = best_of(results, [{"base", "threshold"}, {"sft"}, {"empower"}])
         stage(f"evals humaneval, {s.llm_human} human", exp.evals, "humaneval-llm", [a for a in arms if a.key in best])
-    write_report(results, doc)
-    print(f"\nwrote {doc}")
+    write_report(results, doc, readme)
+    print(f"\nwrote {doc}" + (f" and the summary in {readme}" if readme else ""))
     return 0
 
 

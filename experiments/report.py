@@ -200,8 +200,47 @@ def _f(x, digits=3) -> str:
     return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
 
 
-def write_report(results: Path, doc: Path) -> dict:
-    """Write `doc` and its PNGs (beside it, in results/) from `results`; returns the data."""
+README_BEGIN = "<!-- experiment results: written by python -m experiments.empower_vs_baselines --report -->"
+README_END = "<!-- end of experiment results -->"
+
+
+def readme_block(tables: dict[str, list[dict]], comps: dict) -> list[str]:
+    """The README's summary: every arm's DPR on each dataset side by side, then the ranking."""
+    names = list(tables)
+    head = {"humaneval": "HumanEval-40", "builtin": "built-in", "files": "held-out code",
+            "humaneval-all": "HumanEval-164", "humaneval-llm": "HumanEval, LLM human"}
+    L = ["| arm | " + " | ".join(f"{head[n]} DPR" for n in names) + " | accept (HumanEval-40) | shown / episode |",
+         "| --- |" + " --- |" * (len(names) + 2)]
+    rows = {n: {r["arm"]: r for r in t} for n, t in tables.items()}
+    for a in all_arms():
+        cells = []
+        for n in names:
+            r = rows[n].get(a.name)
+            cells.append(f"{r['dpr']:.4f} ± {r['dpr_se']:.4f}" if r else "")
+        first = rows.get("humaneval", {}).get(a.name)
+        if any(cells):
+            L.append(f"| {a.name} | " + " | ".join(cells) + f" | {_f(first['accept'], 2) if first else ''} "
+                     f"| {_f(first['shown'], 1) if first else ''} |")
+    episodes = {head[n]: max(r["n"] for r in t) for n, t in tables.items()}
+    L += ["", "Episodes an arm: " + ", ".join(f"{k} {v}" for k, v in episodes.items()) + ".", ""]
+    return L + _ranking(tables, comps)
+
+
+def update_readme(readme: Path, block: list[str]) -> bool:
+    """Put `block` between the README's markers; False (nothing written) where they are missing."""
+    text = readme.read_text() if readme.is_file() else ""
+    start, end = text.find(README_BEGIN), text.find(README_END)
+    if start < 0 or end < start:
+        return False
+    new = text[:start + len(README_BEGIN)] + "\n" + "\n".join(block) + "\n" + text[end:]
+    if new != text:
+        readme.write_text(new)
+    return True
+
+
+def write_report(results: Path, doc: Path, readme: Path | None = None) -> dict:
+    """Write `doc` and its PNGs (beside it, in results/) from `results`, and the summary into
+    `readme` between its markers; returns the data."""
     config = json.loads((results / "config.json").read_text())
     corpus = json.loads((results / "corpus.json").read_text())
     labels = json.loads((results / "labels.json").read_text())
@@ -292,6 +331,8 @@ def write_report(results: Path, doc: Path) -> dict:
     L += ["", "## The GPU-sized run", "", "```", scale_commands(), "```", ""]
     doc.parent.mkdir(parents=True, exist_ok=True)
     doc.write_text("\n".join(L))
+    if readme is not None and tables:
+        update_readme(readme, readme_block(tables, comps))
     return {"tables": tables, "comparisons": comps}
 
 

@@ -84,9 +84,14 @@ def test_quick_experiment_runs_every_arm_resumes_and_reports(test_models, tmp_pa
         assert (results / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     # Paired differences are over the problems both arms ran: each comparison counts them all.
-    from experiments.report import write_report
+    from experiments.report import README_BEGIN, README_END, write_report
 
-    data = write_report(results, tmp_path / "again.md")
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# A README\n\n{README_BEGIN}\nold numbers\n{README_END}\n\nthe rest\n")
+    data = write_report(results, tmp_path / "again.md", readme)
+    summary = readme.read_text()  # every arm's row written between the markers, the rest kept
+    assert "old numbers" not in summary and summary.startswith("# A README") and summary.endswith("the rest\n")
+    assert all(f"| {a.name} |" in summary for a in arms) and "by DPR:" in summary
     for dataset, (best, comps) in data["comparisons"].items():
         assert len(comps) == len(arms) - 1
         assert all(c["n"] == len(next(iter(by[dataset].values()))) for c in comps), dataset

@@ -469,15 +469,24 @@ class EmpowerApp(App):
 
     @work(thread=True, group="model", exit_on_error=False)
     def _load_model(self) -> None:
+        import warnings
+
         from coach.engine import Coach
         s = self.settings
         try:
-            coach = Coach.from_spec(s.model, s.policy, s.eta, s.format,
-                                    backend_options=s.backend_options)
+            # A warning printed now would land in the middle of the screen (Textual draws on
+            # stderr): a backend's warnings (an API key over plain http) become notices.
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", UserWarning)
+                coach = Coach.from_spec(s.model, s.policy, s.eta, s.format,
+                                        backend_options=s.backend_options)
         except Exception as e:  # CoachError, or a library's error on a broken file
             message = str(e) if isinstance(e, CoachError) else f"{type(e).__name__}: {e}"
             self.call_from_thread(self._model_failed, message)
         else:
+            for w in caught:
+                if issubclass(w.category, UserWarning):
+                    self.call_from_thread(self.notify, str(w.message), title="warning", severity="warning", timeout=15)
             self.call_from_thread(self._model_ready, coach)
 
     def _model_failed(self, message: str) -> None:
