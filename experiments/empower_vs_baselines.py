@@ -19,7 +19,7 @@ Stages, each resumable (run the command again after a crash or Ctrl+C: finished 
            HumanEval's fixed 40, the built-in problems, functions of the held-out files; every
            episode's row in RESULTS/episodes/. Optional (--set): all 164 HumanEval problems for
            the best Empower arm and the best baseline (full_humaneval=true), and the built-in
-           gemma-3-270m human for the best arm of each family (llm_problems=20)
+           gemma-3-270m human for the best arm of each family (llm_problems=40: the fixed 40)
   report   docs/results.md and its figures (experiments/report.py)
 
 Big artifacts (datasets, adapters, GGUFs, run stores) live in --work (default
@@ -54,7 +54,8 @@ STDLIB = Path(sysconfig.get_paths()["stdlib"])
 @dataclass(frozen=True)
 class Size:
     """How big a run is. The default is sized for a 2-core CPU: about an hour here (labelling
-    ~6 minutes, training ~2 an arm, episodes ~40); the optional stages add ~30 more."""
+    ~4 minutes, training ~2 an arm, episodes ~40: docs/results.md has the measured stages);
+    the optional stages add ~30 more."""
     name: str
     base: str = "smollm2-135m"  # the model trained and served (and the untrained arms' model)
     estimator: str = "smollm2-135m"  # the pretrained model whose likelihoods make the labels
@@ -73,7 +74,9 @@ class Size:
     humaneval_limit: int | None = None
     builtin_limit: int | None = None  # the built-in problems (None: all six)
     files_limit: int | None = None  # functions of the held-out files per arm (None: all)
-    files_per_file: int = 2  # at most, spread over each held-out file (26 episodes an arm from 13 files)
+    # at most, spread over each held-out file: 13 episodes an arm from 13 files (2: 25 an arm and
+    # about 14 minutes more here; 8: all 72 functions of the 13 files)
+    files_per_file: int = 1
     # all 164 for the best Empower arm and the best baseline (+7 min here: not in the default hour)
     full_humaneval: bool = False
     concurrency: int = 8  # episodes at once
@@ -81,8 +84,8 @@ class Size:
     # (llama.cpp generates on one thread of two here: two episodes at once use both cores)
     files_concurrency: int = 2
     llm_human: str | None = "gemma-3-270m"  # the built-in LLM human, for the best arm of each family
-    # the first N of the fixed 40 (an episode costs ~12 s of two servers here: 20 add ~12 min, so
-    # none in the default hour; --set llm_problems=20)
+    # the first N of the fixed 40 (an episode costs ~12 s of two servers here: 40 add ~25 min
+    # for the three arms, so none in the default hour; --set llm_problems=40)
     llm_problems: int = 0
     prefix: str = "evb"  # registered names: evb-empower-eta2, ...
 

@@ -117,7 +117,9 @@ class OpenAIBackend:
                 if cancel is not None and cancel.is_set():
                     break
                 if time.perf_counter() > deadline:
-                    stream.error = BackendError(f"{self.url} did not finish its answer within {self.timeout:g} s")
+                    began = stream.first_at is not None  # a token came, but not the end
+                    stream.error = BackendError(f"{self.url} did {'not finish its answer' if began else 'not answer'} "
+                                                f"within {self.timeout:g} s")
                     stream.overdue = True
                     break
         finally:
