@@ -4,6 +4,7 @@ scores text as llama.cpp does on the GGUF. `pytest -m real` runs these alone."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -144,7 +145,10 @@ def test_a_conversion_that_fills_the_disk_leaves_nothing_and_the_next_use_conver
             "try:\n    resolve('smollm2-135m', engine='hf')\nexcept ModelNotFound as e:\n    print(e); raise SystemExit(3)")
     full = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert full.returncode == 3 and "could not write its transformers copy" in full.stdout, full.stdout + full.stderr
-    assert list(tmp_path.iterdir()) == []  # nothing half-written, under any name
+    # nothing half-written, under any name; only the package GGUF's checksum stamp, which is whole
+    left = list(tmp_path.iterdir())
+    assert [p.name for p in left] in ([], ["smollm2-135m.gguf.ok"]), left
+    assert all(json.loads(p.read_text())["sha256"] for p in left)
     ok = subprocess.run([sys.executable, "-c", "from coach.specs import resolve; print(resolve('smollm2-135m', "
                          "engine='hf').path)"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     copy = Path(ok.stdout.strip())
