@@ -71,7 +71,7 @@ class TrainResult:
     steps: int  # optimizer steps done
     total_steps: int
     train_loss: float | None  # the last logged training loss
-    eval_loss_before: float | None  # on the held-out files, before training (None on a resume)
+    eval_loss_before: float | None  # on the held-out files, before training (a resume keeps the first attempt's)
     eval_loss: float | None  # on the held-out files, at the end
     tokens_per_s: float | None  # training tokens (no padding) per second of training
     seconds: float
@@ -381,7 +381,8 @@ def train(dataset_dir, base_spec: str, out_dir, config: TrainConfig | None = Non
     except KeyboardInterrupt:
         interrupted = True
     state = trainer.state
-    eval_before = recorder.rows.get(0, {}).get("eval_loss") if checkpoint is None else None
+    # a resumed run finds step 0's evaluation in metrics.jsonl, where the first attempt wrote it
+    eval_before = recorder.rows.get(0, {}).get("eval_loss")
     newest = last_checkpoint(out_dir)
     last_row = next((recorder.rows[s] for s in sorted(recorder.rows, reverse=True)
                      if recorder.rows[s].get("train_loss") is not None), {})

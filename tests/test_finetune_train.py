@@ -309,7 +309,8 @@ def test_an_interrupted_run_resumes_to_the_uninterrupted_weights(test_models, da
     with pytest.raises(TrainError, match="lr changed"):  # and the same settings
         train(dataset, str(test_models.memorizer), tmp_path / "stopped", replace(config, lr=1e-3), console, resume=True)
     resumed = train(dataset, str(test_models.memorizer), tmp_path / "stopped", config, console, resume=True)
-    assert resumed.steps == straight.steps == 6 and resumed.eval_loss_before is None
+    assert resumed.steps == straight.steps == 6
+    assert resumed.eval_loss_before == pytest.approx(straight.eval_loss_before, abs=1e-6)  # kept across the resume
     diff = max_diff(adapter_weights(tmp_path / "straight"), adapter_weights(tmp_path / "stopped"))
     print(f"\nresume vs uninterrupted: max |Δw| = {diff:.2e}, eval loss {resumed.eval_loss:.6f} vs {straight.eval_loss:.6f}")
     assert diff <= 1e-6
