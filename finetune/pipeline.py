@@ -721,6 +721,16 @@ def configure(args) -> tuple[PipelineConfig, Path]:
     return config, run_dir
 
 
+def keep_out_of_git(runs: Path) -> None:
+    """The default runs directory sits in the current directory, often the code being scanned: a
+    `.gitignore` of `*` inside it (as pytest's and ruff's caches have) keeps git status clean and
+    keeps a later `empower-finetune .` from reading a run's files as the person's code."""
+    marker = runs / ".gitignore"
+    if not marker.exists():
+        runs.mkdir(parents=True, exist_ok=True)
+        marker.write_text("# made by empower-finetune: runs are outputs, not code\n*\n")
+
+
 def check_run_dir(config: PipelineConfig, run_dir: Path) -> None:
     """One run directory holds one model: refuse settings that would change what it is."""
     from finetune.train import RESUMABLE_CHANGES
@@ -751,6 +761,8 @@ def main(argv: list[str]) -> int:
     try:
         config, run_dir = configure(args)
         check_run_dir(config, run_dir)
+        if not args.out:
+            keep_out_of_git(RUNS)
         pipeline = Pipeline(config, run_dir, console)
         pipeline.where = "" if args.out else " (the default: --out chooses another)"
         pipeline.run()

@@ -57,6 +57,24 @@ def skip_of(found, rel: str) -> Skipped:
 
 # --- listing ---------------------------------------------------------------------------------
 
+@pytest.mark.parametrize("with_git", [False, pytest.param(True, marks=needs_git)])
+def test_the_default_runs_directory_in_the_code_is_not_read_as_code(with_git, tmp_path):
+    """`empower-finetune .` run from the code's own directory puts empower-runs/ there; a second
+    scan must not learn from what the first one wrote (an exported model's scripts, a data dir)."""
+    from finetune.pipeline import RUNS, keep_out_of_git
+
+    write(tmp_path, "app.py")
+    if with_git:
+        git(tmp_path, "init", "-q")
+    keep_out_of_git(tmp_path / RUNS)
+    write(tmp_path, f"{RUNS}/app/export/merged/modeling.py", "class Model: pass\n")
+    keep_out_of_git(tmp_path / RUNS)  # a second run leaves the person's own edits to it alone
+    assert rels(scan(tmp_path)) == ["app.py"]
+    if with_git:
+        status = subprocess.run(["git", "status", "--porcelain"], cwd=tmp_path, capture_output=True, text=True).stdout
+        assert "empower-runs" not in status
+
+
 def test_keeps_the_files_of_the_language_sorted(tmp_path):
     write(tmp_path, "b.py")
     write(tmp_path, "pkg/a.py", "x = 1\n")
