@@ -203,6 +203,9 @@ def label_command(argv: list[str]) -> int:
         found = load_corpus(args, console)
     except corpus.ScanError as e:
         return fail(str(e))
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # tqdm's "Loading weights" bar would cut into the status line, or a log
     try:
         with console.status(f"loading the estimator {args.estimator}…"):
             estimator = Estimator.load(args.estimator, args.framing)

@@ -48,6 +48,7 @@ def test_label_writes_datasets_with_long_labels_where_the_estimator_knows_the_co
             "--rule", "empower", "sft-10", "sft-rand", "--out", out)
     assert r.returncode == 0, r.stderr
     assert "empower-eta0.32" in r.stdout and "tokens/s" in r.stdout
+    assert "Loading weights" not in r.stderr  # transformers' tqdm bar, which would cut into a log
     for name in ("empower-eta0.32", "empower-eta4", "sft-10", "sft-rand"):
         manifest = json.loads((out / name / "manifest.json").read_text())
         data = rows(out / name / "data.jsonl")
