@@ -1,27 +1,22 @@
 """The benchmark run store's schema (RUN/run.sqlite), and the only place it is written down.
 
 Append-only, as simonw/llm does it (and tui/migrations.py for the interaction log): each
-`mNNN_...` function changes the schema once and is recorded by name in `_migrations`;
-`migrate(db)` applies the missing ones in order. Never edit a migration that has shipped: add
-the next one. The version (applied migrations) is mirrored into `PRAGMA user_version`.
+`mNNN_...` function changes the schema once; sqlite-utils' Migrations records it by name under
+this file's own set, and coach/schema.py applies the missing ones in order, refuses another kind
+of file, and adopts a store from before. Never edit a migration that has shipped: add the next one.
 """
 
 from __future__ import annotations
 
-import time
-from typing import Callable
-
 import sqlite_utils
+from sqlite_utils import Migrations
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = []
+from coach.schema import Schema
 
-
-def migration(fn: Callable[[sqlite_utils.Database], None]):
-    MIGRATIONS.append(fn)
-    return fn
+MIGRATIONS = Migrations("empower-run-store")
 
 
-@migration
+@MIGRATIONS()
 def m001_initial(db: sqlite_utils.Database) -> None:
     # One row per run invocation: its resolved config, so the file explains how it was made.
     db["runs"].create({
@@ -52,27 +47,4 @@ def m001_initial(db: sqlite_utils.Database) -> None:
         not_null={"problem_id", "assistant", "policy", "human", "seed", "transcript", "created"})
 
 
-def applied(db: sqlite_utils.Database) -> list[str]:
-    if "_migrations" not in db.table_names():
-        return []
-    return [r["name"] for r in db.query("select name from _migrations order by rowid")]
-
-
-def pending(db: sqlite_utils.Database) -> list[Callable[[sqlite_utils.Database], None]]:
-    done = set(applied(db))
-    return [fn for fn in MIGRATIONS if fn.__name__ not in done]
-
-
-def migrate(db: sqlite_utils.Database) -> int:
-    """Apply the missing migrations in order, each in its own transaction; return the version."""
-    if "_migrations" not in db.table_names():
-        with db.atomic():
-            db["_migrations"].create({"name": str, "applied_at": float}, pk="name")
-    for fn in pending(db):
-        with db.atomic():  # a migration and its record land together or not at all
-            fn(db)
-            db["_migrations"].insert({"name": fn.__name__, "applied_at": time.time()})
-    version = len(applied(db))
-    if db.execute("PRAGMA user_version").fetchone()[0] != version:
-        db.execute(f"PRAGMA user_version = {version}")
-    return version
+SCHEMA = Schema(MIGRATIONS, "an Empower run store", ("runs", "episodes"))

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import sqlite_utils
 
+from coach.schema import SchemaError
 from evals import migrations
 from evals.episode import Episode
 
@@ -42,7 +43,7 @@ class Store:
         if str(path) == ":memory:":
             conn = sqlite3.connect(":memory:", check_same_thread=False)
             db = sqlite_utils.Database(conn, execute_plugins=False)
-            migrations.migrate(db)
+            migrations.SCHEMA.migrate(db)
             return cls(db)
         p = Path(path)
         if p.suffix not in (".sqlite", ".db"):
@@ -50,13 +51,14 @@ class Store:
             p = p / FILENAME
         try:
             conn = sqlite3.connect(p, timeout=10, check_same_thread=False)
+            db = sqlite_utils.Database(conn, execute_plugins=False)
+            migrations.SCHEMA.check(db)  # before anything is written: another kind of file stays as it was
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = FULL")
-            db = sqlite_utils.Database(conn, execute_plugins=False)
-            unknown = set(migrations.applied(db)) - {fn.__name__ for fn in migrations.MIGRATIONS}
-            if unknown:
-                raise StoreError(f"{p}: written by a newer Empower ({', '.join(sorted(unknown))})")
-            migrations.migrate(db)
+            migrations.SCHEMA.migrate(db)
+        except SchemaError as exc:
+            conn.close()
+            raise StoreError(f"run store {p}: {exc}") from None
         except sqlite3.Error as exc:
             raise StoreError(f"run store {p}: {exc}") from exc
         return cls(db, p)

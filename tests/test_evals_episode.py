@@ -123,8 +123,9 @@ def test_episodes_round_trip_through_the_store(tmp_path):
 
 def test_migrations_give_the_columns_of_a_fresh_in_memory_db(tmp_path):
     fresh = sqlite_utils.Database(memory=True)
-    assert migrations.migrate(fresh) == len(migrations.MIGRATIONS)
-    assert migrations.migrate(fresh) == len(migrations.MIGRATIONS)  # a no-op the second time
+    steps = len(migrations.SCHEMA.names())
+    assert migrations.SCHEMA.migrate(fresh) == steps >= 1
+    assert migrations.SCHEMA.migrate(fresh) == steps  # a no-op the second time
     assert list(fresh["episodes"].columns_dict) == [
         "problem_id", "assistant", "policy", "human", "seed", "correct", "accepted", "suggested",
         "tokens_read", "tokens_written", "errored", "error", "verdict", "n_rounds", "seconds",
@@ -132,9 +133,9 @@ def test_migrations_give_the_columns_of_a_fresh_in_memory_db(tmp_path):
     assert fresh["episodes"].pks == ["problem_id", "assistant", "policy", "human", "seed"]
     assert list(fresh["runs"].columns_dict) == ["id", "created", "config"]
     on_disk = Store.open(tmp_path).db
-    for table in ("episodes", "runs", "_migrations"):
+    for table in ("episodes", "runs", "_sqlite_migrations"):
         assert on_disk[table].columns_dict == fresh[table].columns_dict
-    assert on_disk.execute("PRAGMA user_version").fetchone()[0] == len(migrations.MIGRATIONS)
+    assert on_disk.execute("PRAGMA user_version").fetchone()[0] == steps
 
 
 async def test_an_unreachable_assistant_errors_its_episodes_and_the_run_goes_on(test_models, problems, tmp_path):

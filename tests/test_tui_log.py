@@ -38,7 +38,7 @@ def db_path(tmp_path):
 # --- schema --------------------------------------------------------------------------------
 
 EXPECTED = {
-    "_migrations": {"name": "TEXT", "applied_at": "REAL"},
+    "_sqlite_migrations": {"id": "INTEGER", "migration_set": "TEXT", "name": "TEXT", "applied_at": "TEXT"},
     "sessions": {"id": "INTEGER", "file": "TEXT", "model": "TEXT", "policy": "TEXT", "eta": "REAL",
                  "started_at": "REAL", "ended_at": "REAL", "start_text": "TEXT",
                  "end_text": "TEXT", "app_version": "TEXT"},
@@ -54,19 +54,20 @@ def columns(db):
 
 def test_migrations_create_the_schema_once(db_path):
     memory = sqlite_utils.Database(memory=True)
-    assert migrations.migrate(memory) == len(migrations.MIGRATIONS) == migrations.schema_version(memory)
+    steps = len(migrations.SCHEMA.names())
+    assert migrations.SCHEMA.migrate(memory) == steps == migrations.SCHEMA.version(memory) >= 1
     assert columns(memory) == EXPECTED
     assert memory["events"].foreign_keys[0].other_table == "sessions"
     assert any(i.unique and i.columns == ["session", "seq"] for i in memory["events"].indexes)
 
     with InteractionLog(db_path) as log:
         assert columns(log.db) == EXPECTED  # the file gets exactly what memory got
-        before = list(log.db["_migrations"].rows)
+        before = list(log.db["_sqlite_migrations"].rows)
     with InteractionLog(db_path) as log:  # opening again applies nothing
-        assert list(log.db["_migrations"].rows) == before
-        assert migrations.migrate(log.db) == len(migrations.MIGRATIONS)
-        assert list(log.db["_migrations"].rows) == before
-        assert log.db.execute("PRAGMA user_version").fetchone()[0] == len(migrations.MIGRATIONS)
+        assert list(log.db["_sqlite_migrations"].rows) == before
+        assert migrations.SCHEMA.migrate(log.db) == steps
+        assert list(log.db["_sqlite_migrations"].rows) == before
+        assert log.db.execute("PRAGMA user_version").fetchone()[0] == steps
 
 
 def test_the_file_is_private_and_in_wal_mode(db_path):
@@ -320,7 +321,8 @@ def test_an_unwritable_place_is_refused(tmp_path):
 
 def test_a_log_from_a_newer_empower_is_refused(db_path):
     with InteractionLog(db_path) as log:
-        log.db["_migrations"].insert({"name": "m999_future", "applied_at": 0.0})
+        log.db["_sqlite_migrations"].insert({"migration_set": migrations.MIGRATIONS.name, "name": "m999_future",
+                                             "applied_at": "2027-01-01"})
     with pytest.raises(LogUnavailable, match="newer Empower"):
         InteractionLog(db_path)
     with pytest.raises(LogUnavailable, match="newer Empower"):
@@ -381,7 +383,7 @@ def test_stats_refuses_bad_input_in_one_line(case, db_path, tmp_path):
     elif case == "not ours":
         db_path.parent.mkdir(parents=True)
         sqlite_utils.Database(db_path)["t"].insert({"x": 1})
-        expected = "is not an Empower interaction log"
+        expected = "not an Empower interaction log"
     elif case == "no session":
         InteractionLog(db_path).close()
         args += ["--session", "42"]

@@ -27,6 +27,7 @@ from typing import Any, Iterator, NoReturn
 
 import sqlite_utils
 
+from coach.schema import SchemaError
 from tui import migrations
 from tui.files import data_dir
 
@@ -311,7 +312,7 @@ def _open_rw(path: Path, timeout: float) -> sqlite_utils.Database:
         # Garbage fails here, before anything is written.
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
         db = sqlite_utils.Database(conn, execute_plugins=False)
-        _check_version(db, path)
+        _check_schema(db, path)
         if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
             conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")  # WAL: durable across a crash of the app
@@ -319,7 +320,7 @@ def _open_rw(path: Path, timeout: float) -> sqlite_utils.Database:
         # A read succeeds under another writer's lock; only taking the write lock tells.
         conn.execute("BEGIN IMMEDIATE")
         conn.execute("ROLLBACK")
-        migrations.migrate(db)
+        migrations.SCHEMA.migrate(db)
         # Once open, a write waits at most this long for another editor's commit: a keystroke
         # must never hang on the log.
         conn.execute("PRAGMA busy_timeout = 200")
@@ -342,10 +343,10 @@ def open_for_reading(path: str | os.PathLike | None = None, *,
         conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=timeout)
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
         db = sqlite_utils.Database(conn, execute_plugins=False)
-        if "_migrations" not in db.table_names():
+        _check_schema(db, path)
+        if not migrations.SCHEMA.holds(db):  # an empty SQLite file
             raise LogUnavailable(f"{path} is not an Empower interaction log")
-        _check_version(db, path)
-        if migrations.pending(db):  # an older Empower wrote it: upgrade, then read
+        if migrations.SCHEMA.needs_migrating(db):  # an older Empower wrote it: upgrade, then read
             conn.close()
             conn = None
             InteractionLog(path).close()
@@ -359,11 +360,11 @@ def open_for_reading(path: str | os.PathLike | None = None, *,
         raise LogUnavailable(f"interaction log {path}: {_why(e)}") from e
 
 
-def _check_version(db: sqlite_utils.Database, path: Path) -> None:
-    unknown = set(migrations.applied(db)) - {fn.__name__ for fn in migrations.MIGRATIONS}
-    if unknown:
-        raise LogUnavailable(f"interaction log {path}: written by a newer Empower "
-                             f"(schema {migrations.schema_version(db)}); upgrade Empower")
+def _check_schema(db: sqlite_utils.Database, path: Path) -> None:
+    try:
+        migrations.SCHEMA.check(db)
+    except SchemaError as e:
+        raise LogUnavailable(f"interaction log {path}: {e}") from None
 
 
 def _why(e: Exception) -> str:

@@ -1,27 +1,22 @@
 """The interaction log's schema, and the only place it is written down.
 
-Append-only, as simonw/llm does it: each `mNNN_...` function changes the schema once and is
-recorded by name in `_migrations`; `migrate(db)` applies the missing ones in order. Never edit
-a migration that has shipped: add the next one. The schema version is the number of applied
-migrations, mirrored into `PRAGMA user_version` so any SQLite tool can read it.
+Append-only, as simonw/llm does it: each `mNNN_...` function changes the schema once; sqlite-utils'
+Migrations records it by name under this file's own set, and coach/schema.py applies the missing
+ones in order, refuses another kind of file, and adopts a log from before. Never edit a migration
+that has shipped: add the next one.
 """
 
 from __future__ import annotations
 
-import time
-from typing import Callable
-
 import sqlite_utils
+from sqlite_utils import Migrations
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = []
+from coach.schema import Schema
 
-
-def migration(fn: Callable[[sqlite_utils.Database], None]):
-    MIGRATIONS.append(fn)
-    return fn
+MIGRATIONS = Migrations("empower-interaction-log")
 
 
-@migration
+@MIGRATIONS()
 def m001_initial(db: sqlite_utils.Database) -> None:
     # One row per editing session: enough to say what served the suggestions and to replay
     # the buffer from `start_text` (end_text checks the replay).
@@ -56,35 +51,4 @@ def m001_initial(db: sqlite_utils.Database) -> None:
     db["events"].create_index(["session", "seq"], unique=True)
 
 
-def applied(db: sqlite_utils.Database) -> list[str]:
-    if "_migrations" not in db.table_names():
-        return []
-    return [r["name"] for r in db.query("select name from _migrations order by rowid")]
-
-
-def pending(db: sqlite_utils.Database) -> list[Callable[[sqlite_utils.Database], None]]:
-    done = set(applied(db))
-    return [fn for fn in MIGRATIONS if fn.__name__ not in done]
-
-
-def schema_version(db: sqlite_utils.Database) -> int:
-    """How many migrations this DB has had (0: not an interaction log yet)."""
-    return len(applied(db))
-
-
-def migrate(db: sqlite_utils.Database) -> int:
-    """Apply the missing migrations in order, each in its own transaction; return the version.
-
-    Re-running is a no-op. The caller holds no transaction open (each migration commits).
-    """
-    if "_migrations" not in db.table_names():
-        with db.atomic():
-            db["_migrations"].create({"name": str, "applied_at": float}, pk="name")
-    for fn in pending(db):
-        with db.atomic():  # a migration and its record land together or not at all
-            fn(db)
-            db["_migrations"].insert({"name": fn.__name__, "applied_at": time.time()})
-    version = schema_version(db)
-    if db.execute("PRAGMA user_version").fetchone()[0] != version:  # a write only when it moved
-        db.execute(f"PRAGMA user_version = {version}")
-    return version
+SCHEMA = Schema(MIGRATIONS, "an Empower interaction log", ("sessions", "events"))
