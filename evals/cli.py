@@ -21,12 +21,12 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
 import sys
 import time
 from dataclasses import replace
 from pathlib import Path
 
+from coach.atomic import write_json
 from evals.humans import K_H, MODELS
 from evals.episode import MAX_ROUNDS
 
@@ -461,6 +461,4 @@ async def _play(problems, assistants, human, store, **options):
 
 
 def _write_json(path: Path, data) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str))
-    os.replace(tmp, path)
+    write_json(path, data, default=str)

@@ -13,12 +13,11 @@ same episode, the later written wins.
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import os
 import sys
 from pathlib import Path
 
+from coach.atomic import save_figure, write_json
 from evals.metrics import ALPHA, BETA, GAMMA, paired, summarize
 
 METRIC_NAMES = {"pass_at_1": "Pass@1", "accept_ratio": "Accept ratio", "dpr": "DPR"}
@@ -202,10 +201,10 @@ def plot(report: dict, path: Path) -> None:
     fig.suptitle(f"Simulated human {humans}, {n} problems; error bars: standard errors")
     axes[0][-1].legend(fontsize="small", loc="upper right")
     fig.tight_layout()
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        save_figure(fig, path, dpi=120)
+    finally:
+        plt.close(fig)
 
 
 def _finite(x):
@@ -248,9 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     json_path, png_path = args.json or home / "report.json", args.png or home / "report.png"
     try:
         json_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = json_path.with_name(f".{json_path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(_finite({**report, "runs": [str(r) for r in args.runs]}), indent=2))
-        os.replace(tmp, json_path)
+        write_json(json_path, _finite({**report, "runs": [str(r) for r in args.runs]}))
         png_path.parent.mkdir(parents=True, exist_ok=True)
         plot(report, png_path)
     except OSError as exc:

@@ -45,6 +45,7 @@ import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+from coach import atomic
 from experiments.arms import ETAS, SFT_RULES, Arm, all_arms
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -136,10 +137,7 @@ def run(name: str, *args: str, log=None) -> None:
 
 # ---------------------------------------------------------------------------- small files
 def write_json(path: Path, data) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=False) + "\n")
-    os.replace(tmp, path)
+    atomic.write_json(path, data, indent=1)
 
 
 def read_json(path: Path, default=None):
@@ -366,10 +364,7 @@ class Experiment:
             store.close()
         rows.sort(key=lambda r: (r["arm"], r["problem_id"]))
         path = self.results / "episodes" / f"{dataset}.jsonl"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
-        os.replace(tmp, path)
+        atomic.write_atomic(path, "".join(json.dumps(r) + "\n" for r in rows))
 
 
 # ---------------------------------------------------------------------------- the whole run

@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
+from coach.atomic import write_json
 from finetune.labels import CAP, DEFAULT_ETA, Estimator, Scored, State, choose_states, label
 
 FILES_PER_GROUP = 16
@@ -109,13 +110,6 @@ def score_files(estimator: Estimator, config: LabelConfig, sources: Sequence[Sou
     return shards
 
 
-def _write_json(path: Path, data) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data))
-    os.replace(tmp, path)  # a killed run leaves no half shard
-
-
 def label_corpus(sources: Sequence[Source], estimator: Estimator, config: LabelConfig, out: Path,
                  progress: Callable[[int, int, str], None] | None = None) -> RunSummary:
     """Score every file not already in a shard (this rank's share), then write the datasets
@@ -138,7 +132,7 @@ def label_corpus(sources: Sequence[Source], estimator: Estimator, config: LabelC
     for i in range(0, len(todo), per_group):
         group = todo[i:i + per_group]
         for source, shard in zip(group, score_files(estimator, config, group)):
-            _write_json(shard_path(out, config, source), shard)
+            write_json(shard_path(out, config, source), shard, indent=None)  # a kill leaves no half shard
         done += len(group)
         if progress:
             progress(done, len(mine), group[-1].rel)
@@ -193,7 +187,7 @@ def write_datasets(sources: Sequence[Source], shards: list[dict], estimator: Est
             manifest = _manifest(rows, config, rule, eta, summary)
             manifest["window_chars"] = estimator.window_chars  # the editor's window each state was read with
             manifest["dtype"] = str(next(estimator.model.parameters()).dtype).removeprefix("torch.")
-            _write_json(directory / "manifest.json", manifest)
+            write_json(directory / "manifest.json", manifest, indent=None)
             manifests[name] = manifest
     return manifests
 

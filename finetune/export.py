@@ -38,6 +38,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from coach.atomic import replace_dir, write_json
+
 TARGETS = ("adapter", "merged", "gguf", "gguf-lora")
 # The base's tokenizer, copied as it is into merged/ (the GGUF writer reads tokenizer.model or
 # tokenizer.json; a tokenizer re-saved by transformers may have only the latter).
@@ -171,34 +173,6 @@ def _fresh(output: Path, config: dict, **want) -> bool:
 # ------------------------------------------------------------------ writing safely
 
 
-def _fsync_tree(directory: Path) -> None:
-    """A rename is atomic only for what reached the disk: a full disk shows up here at the latest."""
-    for p in directory.rglob("*"):
-        if p.is_file():
-            with open(p, "rb") as f:
-                os.fsync(f.fileno())
-
-
-def _place_dir(tmp: Path, final: Path) -> None:
-    """Rename a complete directory onto `final`, replacing an older one."""
-    _fsync_tree(tmp)
-    old = final.with_name(f".{final.name}.{os.getpid()}.old")
-    if final.exists():
-        os.replace(final, old)
-    os.replace(tmp, final)
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(json.dumps(data, indent=2) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def _scratch(run: Run, name: str) -> Path:
     run.out.mkdir(parents=True, exist_ok=True)
     tmp = run.out / f".{name}.{os.getpid()}.part"
@@ -217,7 +191,7 @@ def export_adapter(run: Run, force: bool = False) -> Output:
     try:
         shutil.copytree(run.adapter, tmp)
         (tmp / "export.json").write_text(json.dumps(record(run, "adapter"), indent=2) + "\n")
-        _place_dir(tmp, final)
+        replace_dir(tmp, final, durable=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -260,7 +234,7 @@ def export_merged(run: Run, force: bool = False) -> Output:
         except Exception as exc:  # safetensors reports a full disk as its own SafetensorError
             raise ExportError(f"writing {final} failed ({_first_line(exc)})") from None
         (tmp / "export.json").write_text(json.dumps(record(run, "merged", dtype="float32"), indent=2) + "\n")
-        _place_dir(tmp, final)
+        replace_dir(tmp, final, durable=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -293,7 +267,7 @@ def export_gguf(run: Run, quant: str = "f16", force: bool = False) -> Output:
         return Output("gguf", out, True)
     merged = export_merged(run)
     write_gguf(merged.path, out, quant)
-    _write_json(meta, {**_read(meta), "trained": record(run, "gguf", quant=quant, merged=str(merged.path.resolve()))})
+    write_json(meta, {**_read(meta), "trained": record(run, "gguf", quant=quant, merged=str(merged.path.resolve()))})
     return Output("gguf", out, False)
 
 
@@ -319,7 +293,7 @@ def export_gguf_lora(run: Run, quant: str = "f16", force: bool = False) -> list[
         outputs.append(Output("lora gguf", lora, True))
     else:
         write_gguf_lora(run.adapter, run.base_dir, lora)
-        _write_json(meta_path, {**_read(meta_path), "trained": record(run, "gguf-lora", base_gguf=str(base.resolve()))})
+        write_json(meta_path, {**_read(meta_path), "trained": record(run, "gguf-lora", base_gguf=str(base.resolve()))})
         outputs.append(Output("lora gguf", lora, False))
     return outputs
 

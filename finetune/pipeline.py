@@ -43,6 +43,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from coach.atomic import write_json
 from finetune.labels import DEFAULT_ETA
 
 STAGES = ("scan", "plan", "label", "train", "export", "register")
@@ -290,10 +291,7 @@ def _read(path: Path) -> dict:
 
 
 def _write(path: Path, data) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
+    write_json(path, data)
 
 
 # ------------------------------------------------------------------ the run

@@ -35,7 +35,8 @@ from finetune.schedule import (LENGTHS, MemoryTooSmall, Plan, Shape, Speed, chec
                                probe_lengths)
 from finetune.train_data import (IGNORE, Collator, Rows, ServedPrompts, TrainError, base_name, dataset_manifest,
                                  encode_rows, last_checkpoint, make_recorder, rank_and_world, read_metrics,
-                                 read_rows, save_adapter, split_by_source, step_of, versions, write_atomic)
+                                 read_rows, save_adapter, split_by_source, step_of, versions)
+from coach.atomic import write_atomic
 
 BACKENDS = ("auto", "unsloth", "transformers")
 KEEP_CHECKPOINTS = 2  # the newest checkpoints kept on disk

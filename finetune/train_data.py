@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from coach import prompts
+from coach.atomic import replace_dir, save_figure, write_atomic
 from coach.specs import ModelSpec
 from coach.types import Context, Prompt, Request
 
@@ -231,13 +232,6 @@ def rank_and_world() -> tuple[int, int]:
     return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
 
 
-def write_atomic(path: Path, data: str | bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data.encode() if isinstance(data, str) else data)
-    os.replace(tmp, path)
-
-
 def last_checkpoint(out_dir: Path) -> Path | None:
     """The newest complete checkpoint (the Trainer writes trainer_state.json last)."""
     found = []
@@ -280,9 +274,7 @@ def plot_loss(out_dir: Path, rows: dict[int, dict], title: str) -> None:
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    tmp = out_dir / f".loss.png.{os.getpid()}.tmp"
-    fig.savefig(tmp, format="png")
-    os.replace(tmp, out_dir / "loss.png")
+    save_figure(fig, out_dir / "loss.png")
 
 
 def save_adapter(model, out_dir: Path) -> Path:
@@ -292,11 +284,7 @@ def save_adapter(model, out_dir: Path) -> Path:
     # LoRA never adapts the embeddings here: saying so spares PEFT looking the base up on the Hub
     # (a built-in base's name is not a Hub id) to decide whether to save them
     model.save_pretrained(tmp, save_embedding_layers=False)
-    old = out_dir / f".adapter.{os.getpid()}.old"
-    if final.exists():
-        os.replace(final, old)
-    os.replace(tmp, final)
-    shutil.rmtree(old, ignore_errors=True)
+    replace_dir(tmp, final)
     return final
 
 
