@@ -32,6 +32,7 @@ from textual.widgets import DataTable, Footer, Markdown, Static
 
 from coach.types import CoachError, Context, Suggestion
 from problems import catalog
+from tui import keys
 from tui.editor import GhostEditor
 from tui.files import ANY, ChangedOnDisk, FileRefused, Opened, Recovery, SaveFailed, encoded, open_file, save_atomic
 from tui.log import InteractionLog, LogUnavailable, NullLog, open_log
@@ -67,15 +68,7 @@ class StatusBar(Static):
 
 
 class EditorScreen(Screen):
-    BINDINGS = [
-        Binding("ctrl+s", "save", "Save"),
-        Binding("f1", "help", "Help"),
-        Binding("f2", "toggle_suggestions", "Suggestions"),
-        Binding("f3", "toggle_statement", "Statement"),
-        Binding("f5", "run_tests", "Run tests"),
-        Binding("f6", "toggle_results", "Results"),
-        Binding("ctrl+q", "quit", "Quit", priority=True),
-    ]
+    BINDINGS = keys.bindings("screen")
     DEFAULT_CSS = """
     EditorScreen #main { height: 1fr; }
     EditorScreen GhostEditor, EditorScreen GhostEditor:focus { width: 1fr; border: none; padding: 0; }

@@ -25,7 +25,6 @@ from typing import Any, Callable
 from rich.cells import cell_len
 from rich.text import Text
 from textual import events
-from textual.binding import Binding
 from textual.geometry import Offset, Size
 from textual.message import Message
 from textual.strip import Strip
@@ -33,6 +32,7 @@ from textual.widgets import TextArea
 from textual.widgets.text_area import Edit, EditResult, Location
 
 from coach.types import Suggestion
+from tui import keys
 
 Recorder = Callable[[str, dict[str, Any]], None]
 
@@ -63,10 +63,7 @@ def next_line(ghost: str) -> str:
 
 
 class GhostEditor(TextArea):
-    BINDINGS = [
-        Binding("ctrl+right", "accept_word", "Accept a word", show=False),
-        Binding("ctrl+down", "accept_line", "Accept a line", show=False),
-    ]
+    BINDINGS = keys.bindings("editor")
 
     class Accepted(Message):
         def __init__(self, how: str, text: str) -> None:
