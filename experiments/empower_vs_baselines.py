@@ -46,6 +46,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from coach import atomic
+from coach.config import cache_dir
 from experiments.arms import ETAS, SFT_RULES, Arm, all_arms
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -444,7 +445,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         print(f"wrote {doc}")
         return 0
-    work = (args.work or Path.home() / ".cache" / "empower" / "experiments"
+    work = (args.work or cache_dir() / "experiments"
             / f"empower-vs-baselines{'-quick' if args.quick else ''}").expanduser().resolve()
     # A SIGTERM (timeout, a closed terminal) ends us like Ctrl+C: our children are stopped, the
     # stages' own resumable state is kept.

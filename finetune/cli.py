@@ -261,7 +261,7 @@ def models_command(argv: list[str]) -> int:
     from rich.table import Table
 
     from coach import registry
-    from coach.specs import config_path, load_config
+    from coach.config import config_path, load_config
     from coach.types import CoachError
 
     try:

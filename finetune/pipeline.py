@@ -561,7 +561,7 @@ class Pipeline:
 
     def stage_register(self) -> None:
         from coach import registry
-        from coach.specs import load_config
+        from coach.config import load_config
 
         b, c = self.board, self.config
         b.start("register")

@@ -45,3 +45,41 @@ def imports_of(package: str) -> set[str]:
 @pytest.mark.parametrize("package", PACKAGES)
 def test_imports_go_only_in_the_allowed_directions(package):
     assert imports_of(package) <= ALLOWED[package]
+
+
+def module_imports() -> dict[str, set[str]]:
+    """Each module of the packages -> the modules of the packages it imports (at any depth of the
+    code: an import inside a function is still a dependency)."""
+    graph = {}
+    for package in PACKAGES:
+        for path in (ROOT / package).rglob("*.py"):
+            name = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+            deps = set()
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.Import):
+                    deps.update(a.name for a in node.names)
+                elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                    deps.add(node.module)
+                    deps.update(f"{node.module}.{a.name}" for a in node.names)  # `from coach import registry`
+            graph[name] = deps
+    return {m: {d for d in deps if d in graph and d != m} for m, deps in graph.items()}
+
+
+def test_no_two_modules_need_each_other():
+    """A cycle (specs ↔ registry once, both needing the config path) means an idea without its
+    own home; design.md's direction rule cannot see one inside a package."""
+    graph = module_imports()
+    state: dict[str, int] = {}
+
+    def visit(module: str, path: list[str]) -> None:
+        state[module] = 1
+        for dep in sorted(graph[module]):
+            if state.get(dep) == 1:
+                pytest.fail("import cycle: " + " → ".join(path[path.index(dep):] + [module, dep]))
+            if dep not in state:
+                visit(dep, path + [module])
+        state[module] = 2
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module, [])

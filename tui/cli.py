@@ -77,7 +77,7 @@ class BadInput(Exception):
 def prepare(args: argparse.Namespace):
     """Settings (flags over the config's [editor] table), the opened file and its problem."""
     from coach.policies import parse
-    from coach.specs import config_path, load_config
+    from coach.config import config_path, load_config
     from coach.types import CoachError
     from problems import catalog
     from tui.app import Settings

@@ -22,6 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from coach.config import data_dir
+
 MAX_BYTES = 5 * 1024 * 1024
 _SNIFF_BYTES = 8 * 1024  # a NUL this early means binary, as git and grep decide it
 _BOM = codecs.BOM_UTF8
@@ -306,14 +308,6 @@ def _fsync_dir(directory: Path) -> None:
 
 
 # --- crash recovery ------------------------------------------------------------------------
-
-def data_dir() -> Path:
-    """Empower's directory in the XDG data dir (the log and the recovery copies): read at call
-    time, never at import, so tests and a changed environment are honoured."""
-    xdg = os.environ.get("XDG_DATA_HOME", "")
-    base = Path(xdg) if os.path.isabs(xdg) else Path.home() / ".local" / "share"
-    return base / "empower"
-
 
 def recovery_dir() -> Path:
     """`$EMPOWER_RECOVERY_DIR`, else `data_dir()/recovery`."""

@@ -29,7 +29,7 @@ import sqlite_utils
 
 from coach.schema import SchemaError
 from tui import migrations
-from tui.files import data_dir
+from coach.config import data_dir
 
 
 class LogUnavailable(Exception):
