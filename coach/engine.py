@@ -13,7 +13,6 @@ What makes it fast, cheapest first:
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 from collections import OrderedDict
@@ -21,7 +20,7 @@ from dataclasses import replace
 
 from coach import prompts
 from coach.backends import Backend, load_backend
-from coach.policies import Policy, parse
+from coach.policies import Policy, parse, threshold_length
 from coach.specs import resolve
 from coach.types import Context, Request, Suggestion
 
@@ -171,22 +170,21 @@ class Coach:
         before it), so the suggestion is the one the whole generation would give."""
         if self.policy.eta_bits is None or not self.stop_past_eta:
             return None
-        limit = self.policy.eta_bits * math.log(2)
+        eta = self.policy.eta_bits
 
         def enough(tokens: list[str], logprobs: list[float]) -> bool:
-            if -sum(logprobs) < limit:  # the suggestion's own NLL is at most all tokens'
+            if threshold_length((-lp for lp in logprobs), eta) == len(logprobs):  # the suggestion's part is under too
                 return False
             text = "".join(tokens)
             if not prompts.settled(text, prompt):
                 return False
             begin, end, _ = prompts.extract(text, prompt, ctx)
             span, lps = _tokens_in(tuple(tokens), logprobs, begin, end)
-            total, pos = 0.0, begin
-            for piece, lp in zip(span, lps):
-                total, pos = total - lp, pos + len(piece)
-                if total >= limit:
-                    return pos <= len(text) - 3
-            return False
+            kept = threshold_length((-lp for lp in lps), eta)
+            if kept == len(lps):
+                return False
+            crossed_at = begin + sum(len(piece) for piece in span[:kept + 1])  # the crossing token's end
+            return crossed_at <= len(text) - 3
         return enough
 
     def _typed_through(self, ctx: Context) -> Suggestion | None:

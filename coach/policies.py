@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from typing import Iterable
 
 from coach.types import CoachError
 
@@ -37,20 +38,24 @@ class Policy:
             return n
         if logprobs is None:
             raise CoachError(f"the {self.name} policy needs per-token log-probabilities, and this model's server returns none")
-        return longest_under(logprobs[:n], self.eta_bits)
+        return threshold_length((-lp for lp in logprobs[:n]), self.eta_bits)
 
     def __str__(self) -> str:
         return f"threshold(η={self.eta_bits:g})" if self.eta_bits is not None else self.name
 
 
-def longest_under(logprobs, eta_bits: float) -> int:
-    """Largest i with -Σ_{j<i} log2 p_j < η (natural-log inputs): 0 when the first token is over."""
-    total, limit = 0.0, eta_bits * math.log(2)
-    for i, lp in enumerate(logprobs):
-        total -= lp
-        if total >= limit:
-            return i
-    return len(logprobs)
+def threshold_length(nll: Iterable[float], eta_bits: float) -> int:
+    """The rule this project is about (the paper's Algorithm 1, i*): how many tokens make the
+    longest prefix whose cumulative negative log-likelihood (nats per token) stays below η bits;
+    0 when the first token alone reaches it. The one home of the rule: the threshold policy, the
+    early stop of a generation (coach/engine.py) and the labeller (finetune/labels.py) call it."""
+    limit, total, n = eta_bits * math.log(2), 0.0, 0
+    for x in nll:
+        total += x
+        if not total < limit:  # a NaN stops it too
+            return n
+        n += 1
+    return n
 
 
 def parse(name: str, eta: float | None = None) -> Policy:

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from coach import prompts
+from coach.policies import threshold_length
 from coach.types import Prompt, Request
 
 LN2 = math.log(2)
@@ -84,17 +85,6 @@ class Label:
     n_tokens: int
     token_ids: tuple[int, ...]
     nll_bits: float  # of the completion, under the estimator
-
-
-def threshold_length(nll: Sequence[float], eta_bits: float) -> int:
-    """Algorithm 1's i*: the longest prefix whose cumulative NLL stays below η bits."""
-    limit = eta_bits * LN2
-    cum = 0.0
-    for i, x in enumerate(nll):
-        cum += x
-        if not cum < limit:
-            return i
-    return len(nll)
 
 
 def label(scored: Scored, rule: str, eta_bits: float | None = None, seed: int = 0) -> Label:
@@ -462,7 +452,8 @@ def literal_algorithm_1(estimator: Estimator, text: str, ids: Sequence[int], sta
                         eta_bits: float) -> int:
     """The paper's Algorithm 1 as written: for i = 1, 2, ..., score the continuation of length
     i with a fresh forward pass, and stop at the first whose cumulative NLL reaches η. Slow on
-    purpose: it is what the fast labellers are tested against."""
+    purpose: it is what the fast labellers are tested against, so it keeps its own comparison
+    instead of calling coach.policies.threshold_length."""
     limit = eta_bits * LN2
     if estimator.framing == "raw":
         prefix = estimator.raw_prompt(text, state)

@@ -17,7 +17,7 @@ import pytest
 from coach import prompts
 from coach.backends import load_backend
 from coach.engine import Coach
-from coach.policies import longest_under, parse
+from coach.policies import parse, threshold_length
 from coach.specs import resolve
 from coach.types import BackendError, CoachError, Context, ModelNotFound, Prompt, Request
 from tests.models import split_probe
@@ -111,9 +111,10 @@ def test_policy_names_and_the_threshold_rule():
     with pytest.raises(CoachError, match="unknown policy"):
         parse("greedy")
     half = math.log(0.5)  # one bit each
-    assert longest_under([half] * 5, 2.5) == 2
-    assert longest_under([half] * 5, 0.5) == 0
-    assert longest_under([half] * 5, 100) == 5
+    assert threshold_length([-half] * 5, 2.5) == 2
+    assert threshold_length([-half] * 5, 0.5) == 0
+    assert threshold_length([-half] * 5, 100) == 5
+    assert threshold_length([], 1) == 0 and threshold_length([float("nan")], 100) == 0  # a NaN stops it
 
 
 def test_threshold_lengths_grow_with_eta(memorizer):
@@ -194,7 +195,7 @@ def test_threshold_matches_an_independent_transformers_computation(test_models, 
         if bits[i] - bits[i - 1] < 0.2:
             continue
         s = Coach(memorizer, parse("threshold", eta)).suggest(Context(UNSEEN))
-        assert s.n_tokens == longest_under(hf, eta) == i
+        assert s.n_tokens == threshold_length([-lp for lp in hf], eta) == i
         assert s.nll_bits < eta
 
 

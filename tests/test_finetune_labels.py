@@ -10,8 +10,9 @@ import pytest
 torch = pytest.importorskip("torch")
 from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: E402
 
+from coach.policies import threshold_length  # noqa: E402
 from finetune.labels import (Estimator, Scored, State, are_stable, choose_states, label,  # noqa: E402
-                             literal_algorithm_1, threshold_length)
+                             literal_algorithm_1)
 
 ROOT = Path(__file__).resolve().parent.parent
 CHATML = ("{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}\n{% endfor %}"
