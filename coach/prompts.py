@@ -62,12 +62,23 @@ def code_room(n_ctx: int, answer_tokens: int) -> int:
     return n_ctx - answer_tokens - 8
 
 
+def grid_cut(length: int, room: int) -> int:
+    """How much of the start of `length` characters or tokens to drop so that at most `room`
+    remain: rounded up to a grid of a quarter of the room, so that the next keystrokes cut at the
+    same place and a KV cache of the prompt's start still serves them (a cut that moved with every
+    keystroke would not). The one home of the editor's window: the prompt's characters
+    (`window`), the backends' tokens (`coach.backends.fit_to_context`), the labeller's states."""
+    if length <= room:
+        return 0
+    step = max(1, room // 4)
+    return -(-(length - room) // step) * step
+
+
 def window(prefix: str, max_chars: int) -> str:
-    """The end of `prefix`, at most max_chars long, starting at a line boundary on a grid."""
-    if len(prefix) <= max_chars:
+    """The end of `prefix`, at most max_chars long, starting at a line boundary on the grid."""
+    cut = grid_cut(len(prefix), max_chars)
+    if not cut:
         return prefix
-    step = max(1, max_chars // 4)
-    cut = -(-(len(prefix) - max_chars) // step) * step  # round up to the grid
     line_start = prefix.find("\n", cut) + 1
     return prefix[line_start:] if 0 < line_start < len(prefix) else prefix[cut:]
 

@@ -81,6 +81,16 @@ def test_the_window_start_stays_put_while_typing():
     assert len(w) <= 4000 and text[:10_000].endswith(w) and w.startswith("line_")
 
 
+def test_the_backends_cut_tokens_on_the_same_grid():
+    from coach.backends import fit_to_context
+
+    cuts = [fit_to_context(list(range(n)), 400, keep_first=False) for n in range(1000, 1100)]
+    assert all(len(c) <= 400 for c in cuts) and len({c[0] for c in cuts}) <= 2  # ≤ 1 step of 100 tokens
+    bos = fit_to_context([-1, *range(1000)], 400, keep_first=True)
+    assert bos[0] == -1 and len(bos) <= 400 and bos[-1] == 999
+    assert fit_to_context(list(range(400)), 400, keep_first=False) == list(range(400))
+
+
 def test_the_chat_prompt_is_the_papers_protocol():
     messages = prompts.chat_messages("def f():\n")
     assert [m["role"] for m in messages] == ["system", "user", "assistant", "user", "assistant", "user"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 from typing import Protocol, runtime_checkable
 
+from coach.prompts import grid_cut
 from coach.specs import ModelSpec
 from coach.types import BackendError, Generation, Request
 
@@ -35,13 +36,10 @@ class Backend(Protocol):
 
 def fit_to_context(ids: list[int], room: int, keep_first: bool) -> list[int]:
     """At most `room` token ids: the end of the code (what the suggestion continues), its start
-    cut on a grid of a quarter context, so that the next keystrokes cut at the same token and
-    the KV cache still serves them (a cut that moved with every token would not).
-    `keep_first` keeps a leading BOS."""
-    if len(ids) <= room:
+    cut on the window's grid (`coach.prompts.grid_cut`). `keep_first` keeps a leading BOS."""
+    cut = grid_cut(len(ids), room)
+    if not cut:
         return ids
-    step = max(1, room // 4)
-    cut = -(-(len(ids) - room) // step) * step
     return ids[:1] + ids[1 + cut:] if keep_first else ids[cut:]
 
 
