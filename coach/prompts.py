@@ -83,16 +83,17 @@ def window(prefix: str, max_chars: int) -> str:
     return prefix[line_start:] if 0 < line_start < len(prefix) else prefix[cut:]
 
 
-def _fenced(code: str) -> str:
+def fenced(code: str) -> str:
+    """Code as the chat framing shows it: in an open python block (the user's turns, the prefill)."""
     return f"{FENCE}python\n{code}"
 
 
 def chat_messages(code: str) -> list[dict]:
     messages = [{"role": "system", "content": SYSTEM}]
     for before, after in FEW_SHOT:
-        messages.append({"role": "user", "content": _fenced(before) + f"\n{FENCE}"})
-        messages.append({"role": "assistant", "content": _fenced(before + after) + FENCE})
-    messages.append({"role": "user", "content": _fenced(code) + f"\n{FENCE}"})
+        messages.append({"role": "user", "content": fenced(before) + f"\n{FENCE}"})
+        messages.append({"role": "assistant", "content": fenced(before + after) + FENCE})
+    messages.append({"role": "user", "content": fenced(code) + f"\n{FENCE}"})
     return messages
 
 
@@ -101,7 +102,7 @@ def build(ctx: Context, fmt: str, backend, max_chars: int = WINDOW_CHARS) -> Pro
     code = window(ctx.prefix, max_chars)
     if fmt == "chat":
         messages = chat_messages(code)
-        prefill = _fenced(code)
+        prefill = fenced(code)
         text = ""
         if backend.spec.kind != "openai":  # local models: apply the model's own chat template
             text = backend.render_chat(messages) + prefill

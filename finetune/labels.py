@@ -47,9 +47,6 @@ RULES = ("empower", "sft-10", "sft-20", "sft-rand")
 # model trained at 0.32 never suggested anything; at 2 it suggested and was the best trained arm
 # on the built-in problems (paired CI), tied on HumanEval and held-out code.
 DEFAULT_ETA = 2.0
-SYSTEM = "You are a coding assistant. Continue the user's code exactly where it stops."
-USER = "Finish this code:\n\n{state}"
-CHAT_OVERHEAD = 96  # tokens of the chat template and the system and user text around the state
 
 
 @dataclass(frozen=True)
@@ -142,9 +139,19 @@ def choose_states(source: str, text: str, tokenizer, k: int, *, seed: int = 0, w
 
 # --------------------------------------------------------------------------- estimators
 
+def chat_start(tokenizer, shown: str) -> list[int]:
+    """The ids of the chat prompt the editor serves for the code `shown` (coach.prompts: the same
+    system prompt, examples and fences), up to where the assistant's prefilled code begins."""
+    prompt = tokenizer.apply_chat_template(prompts.chat_messages(shown), tokenize=False, add_generation_prompt=True)
+    return tokenizer(prompt + prompts.fenced(""), add_special_tokens=False, verbose=False)["input_ids"]
+
+
 def window_chars(tokenizer, n_ctx: int, framing: str = "raw", cap: int = CAP) -> int:
     """The editor's window for a model of `n_ctx` positions (see Estimator.window_chars)."""
-    room = prompts.code_room(n_ctx, cap) if framing == "raw" else (n_ctx - cap - CHAT_OVERHEAD) // 2
+    if framing == "raw":
+        room = prompts.code_room(n_ctx, cap)
+    else:  # the code is shown twice (the user's turn, the prefill): half of what the chat leaves each
+        room = (n_ctx - cap - len(chat_start(tokenizer, "")) - 8) // 2
     return prompts.fitted_chars(lambda text: len(tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]),
                                 room)
 
@@ -317,16 +324,13 @@ class Estimator:
         return [scored[st] for st in states]
 
     def chat_prefix(self, text: str, ids: Sequence[int], state: State) -> list[int]:
-        """The chat framing of a state: the conversation asking to finish the code, holding the
-        state's window (the editor's, at half the room: the code is shown twice), then the
-        assistant turn prefilled with the same code's tokens, so that the file's continuation
-        tokens follow exactly where the state stops. Neighbouring states whose windows start at
-        the same place share their prompt's start (see `_score_shared`)."""
+        """The chat framing of a state: the conversation the editor serves in the chat format
+        (coach.prompts.chat_messages) holding the state's window (the editor's, at half the room:
+        the code is shown twice), then the assistant turn prefilled with the same code's tokens,
+        so that the file's continuation tokens follow exactly where the state stops. Neighbouring
+        states whose windows start at the same place share their prompt's start (`_score_shared`)."""
         start, shown = self.window(text, state)
-        messages = [{"role": "system", "content": SYSTEM},
-                    {"role": "user", "content": USER.format(state=shown)}]
-        prompt = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        prompt_ids = self.tokenizer(prompt, add_special_tokens=False, verbose=False)["input_ids"]
+        prompt_ids = chat_start(self.tokenizer, shown)
         # the whole state shown: its tokens are the file's (are_stable); else the window's own
         code = ids[:state.cut] if start == 0 else self.tokenizer(
             shown, add_special_tokens=False, split_special_tokens=True, verbose=False)["input_ids"]
