@@ -6,6 +6,8 @@
                  negative log-likelihood under the serving model stays below η bits; nothing
                  when even the first token costs more
     trained      the model's own stop (EOS or a stop string), for finetuned Empower models
+
+A policy is named `policy_name(name, η)` everywhere: `threshold@2`, `base-10`, `trained`.
 """
 
 from __future__ import annotations
@@ -41,7 +43,14 @@ class Policy:
         return threshold_length((-lp for lp in logprobs[:n]), self.eta_bits)
 
     def __str__(self) -> str:
-        return f"threshold(η={self.eta_bits:g})" if self.eta_bits is not None else self.name
+        return policy_name(self.name, self.eta_bits)
+
+
+def policy_name(name: str, eta: float | None = None) -> str:
+    """The one spelling of a policy, in the editor's status bar and log, the benchmark's run
+    store and the reports: `threshold@2` for the threshold policy at η = 2 bits, else the name.
+    ASCII without spaces, so it is a key in SQL and a column in a table alike."""
+    return f"{name}@{eta:g}" if name == "threshold" and eta is not None else name
 
 
 def threshold_length(nll: Iterable[float], eta_bits: float) -> int:

@@ -384,12 +384,12 @@ def play(args, problems, assistants, human, human_name, store, coaches, out, con
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from coach.progress import Milestones
-    from evals.episode import policy_label
+    from coach.policies import policy_name
     from evals.metrics import summarize
     from evals.report import print_report
 
     ids = {p.id for p in problems}
-    labels = {(spec, policy_label(pol, eta)): f"{spec} · {policy_label(pol, eta)}" for spec, pol, eta in assistants}
+    labels = {(spec, policy_name(pol, eta)): f"{spec} · {policy_name(pol, eta)}" for spec, pol, eta in assistants}
     # The live figures cover every stored episode of these assistants on these problems,
     # those of earlier invocations included, so a resumed run shows the whole picture.
     seen = {k: [] for k in labels}

@@ -30,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 from coach import prompts
+from coach.policies import policy_name
 from coach.types import Context
 from evals.humans import K_H, HumanError, RegexTokenizer
 
@@ -207,7 +208,7 @@ async def run_all(problems, assistants, human, store, *, concurrency: int = 8, s
     todo = []
     for spec, pol, eta in assistants:
         key = (spec, pol, eta)
-        label = policy_label(pol, eta)
+        label = policy_name(pol, eta)
         for p in problems:
             if (p.id, spec, label, name, seed) not in done:
                 todo.append((p, key, label))
@@ -300,8 +301,3 @@ async def run_all(problems, assistants, human, store, *, concurrency: int = 8, s
             if key not in (prebuilt or {}):
                 c.close()
     return n_todo, skipped
-
-
-def policy_label(policy: str, eta: float | None) -> str:
-    """How an episode names its policy: `threshold@0.32` for the threshold policy at η 0.32."""
-    return policy if eta is None else f"{policy}@{eta:g}"

@@ -39,9 +39,9 @@ class Arm:
     @property
     def policy_label(self) -> str:
         """How empower-evals names its policy in the run store."""
-        from evals.episode import policy_label
+        from coach.policies import policy_name
 
-        return policy_label(self.policy, self.eta if self.policy == "threshold" else None)
+        return policy_name(self.policy, self.eta if self.policy == "threshold" else None)
 
 
 def all_arms() -> list[Arm]:

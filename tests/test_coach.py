@@ -127,6 +127,18 @@ def test_policy_names_and_the_threshold_rule():
     assert threshold_length([], 1) == 0 and threshold_length([float("nan")], 100) == 0  # a NaN stops it
 
 
+def test_a_policy_has_one_spelling_in_the_editor_the_benchmark_and_the_experiment():
+    from coach.policies import policy_name
+    from experiments.arms import all_arms
+    from tui.app import Settings
+
+    assert str(parse("threshold", 2)) == policy_name("threshold", 2.0) == "threshold@2"
+    assert Settings(policy="threshold", eta=2.0).policy_label == "threshold@2"  # the log's and status bar's
+    assert Settings(policy="base-10", eta=2.0).policy_label == str(parse("base-10")) == "base-10"
+    arms = {a.name: a.policy_label for a in all_arms()}  # the run store's keys
+    assert arms["threshold η=2"] == "threshold@2" and arms["Base-10"] == "base-10"
+
+
 def test_threshold_lengths_grow_with_eta(memorizer):
     lengths = []
     for eta in (0.5, 4, 16, 64):

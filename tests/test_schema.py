@@ -6,6 +6,7 @@ is refused."""
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 
 import pytest
@@ -30,7 +31,7 @@ def before_sqlite_utils(path, first_step) -> sqlite_utils.Database:
     return db
 
 
-EPISODE = Episode("HumanEval/3", "smollm2-135m", "threshold η=2", "oracle", 0, "def f():\n",
+EPISODE = Episode("HumanEval/3", "smollm2-135m", "threshold@2", "oracle", 0, "def f():\n",
                   (Round(0, "    ret", 2, "accept", written="urn 1", written_tokens=2),),
                   code="def f():\n    return 1", correct=True, verdict="passed", tokens_read=2, tokens_written=2,
                   accepted=1, suggested=1)
@@ -78,25 +79,31 @@ def test_each_store_refuses_the_others_file_and_leaves_it_as_it_was(era, tmp_pat
 def test_a_log_from_before_upgrades_in_place_with_nothing_lost(tmp_path):
     path = tmp_path / "interactions.db"
     old = before_sqlite_utils(path, log_schema.m001_initial)
-    session = old["sessions"].insert({"file": "a.py", "model": "m", "policy": "base", "eta": None,
+    session = old["sessions"].insert({"file": "a.py", "model": "m", "policy": "threshold η=2", "eta": 2.0,
                                       "started_at": 1.0, "ended_at": 2.0, "start_text": "x", "end_text": "xy",
                                       "app_version": "0.1"}).last_pk
     old["events"].insert_all([{"session": session, "seq": i + 1, "time": 1.5, "kind": "insert", "offset": i + 1,
                                "text": "y", "data": "{}"} for i in range(3)])
+    old["events"].insert({"session": session, "seq": 4, "time": 1.6, "kind": "suggestion_shown", "offset": 4,
+                          "text": "z", "data": json.dumps({"model": "m", "policy": "threshold η=2", "n_tokens": 1})})
     rows = {t: list(old[t].rows) for t in ("sessions", "events")}
     old.conn.close()
 
     reader = open_for_reading(path)  # `empower-tui stats` on it: upgraded first, then read
-    assert {t: list(reader[t].rows) for t in ("sessions", "events")} == rows
+    after = {t: list(reader[t].rows) for t in ("sessions", "events")}
+    # every row kept; the editor's old spelling of the policy is now the run store's (m002)
+    assert after["sessions"] == [{**rows["sessions"][0], "policy": "threshold@2"}]
+    assert after["events"][:3] == rows["events"][:3]
+    assert json.loads(after["events"][3]["data"]) == {"model": "m", "policy": "threshold@2", "n_tokens": 1}
     assert "_migrations" not in reader.table_names()
-    assert log_schema.SCHEMA.applied(reader) == ["m001_initial"]
-    assert reader.execute("PRAGMA user_version").fetchone()[0] == 1
+    assert log_schema.SCHEMA.applied(reader) == log_schema.SCHEMA.names()
+    assert reader.execute("PRAGMA user_version").fetchone()[0] == len(log_schema.SCHEMA.names()) >= 2
     reader.conn.close()
     with InteractionLog(path) as log:  # and written to as any log
         s = log.start_session("b.py", "m", "base", None, "")
         log.event(s, "insert", offset=0, text="z", origin="typed")
         assert [r["file"] for r in log.db["sessions"].rows] == ["a.py", "b.py"]
-        assert log_schema.SCHEMA.applied(log.db) == ["m001_initial"]  # adopted once, not twice
+        assert log_schema.SCHEMA.applied(log.db) == log_schema.SCHEMA.names()  # adopted once, not twice
 
 
 def test_a_run_store_from_before_upgrades_in_place_with_its_episodes(tmp_path):

@@ -30,6 +30,7 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Markdown, Static
 
+from coach.policies import policy_name
 from coach.types import CoachError, Context, Suggestion
 from problems import catalog
 from tui import keys
@@ -57,7 +58,7 @@ class Settings:
 
     @property
     def policy_label(self) -> str:
-        return f"{self.policy} η={self.eta:g}" if self.policy == "threshold" and self.eta else self.policy
+        return policy_name(self.policy, self.eta)
 
 
 class StatusBar(Static):

@@ -51,4 +51,17 @@ def m001_initial(db: sqlite_utils.Database) -> None:
     db["events"].create_index(["session", "seq"], unique=True)
 
 
+
+@MIGRATIONS()
+def m002_one_policy_name(db: sqlite_utils.Database) -> None:
+    # The editor logged the threshold policy as "threshold η=2" while the benchmark's run store
+    # says "threshold@2" (coach.policies.policy_name): one spelling, so the two can be joined.
+    old, new = "'threshold η=' || '%'", "'threshold@' || substr({col}, {n})"
+    n = len("threshold η=") + 1
+    db.execute(f"UPDATE sessions SET policy = {new.format(col='policy', n=n)} WHERE policy LIKE {old}")
+    value = "json_extract(data, '$.policy')"
+    db.execute(f"UPDATE events SET data = json_set(data, '$.policy', {new.format(col=value, n=n)}) "
+               f"WHERE kind = 'suggestion_shown' AND json_valid(data) AND {value} LIKE {old}")
+
+
 SCHEMA = Schema(MIGRATIONS, "an Empower interaction log", ("sessions", "events"))
