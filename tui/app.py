@@ -175,17 +175,17 @@ class EditorScreen(Screen):
 
     # ------------------------------------------------------------------ suggestions
     def on_text_area_changed(self, event: GhostEditor.Changed) -> None:
-        self._schedule()
+        self.schedule_suggestion()
         self.refresh_status()
 
     def on_text_area_selection_changed(self, event: GhostEditor.SelectionChanged) -> None:
-        self._schedule()
+        self.schedule_suggestion()
         self.refresh_status()
 
     def on_ghost_editor_accepted(self, event: GhostEditor.Accepted) -> None:
         self.refresh_status()
 
-    def _schedule(self) -> None:
+    def schedule_suggestion(self) -> None:
         """(Re)start the pause timer; a request in flight for an older state is now stale."""
         if self._debounce is not None:
             self._debounce.stop()
@@ -247,7 +247,7 @@ class EditorScreen(Screen):
         s.suggestions = not s.suggestions
         if not s.suggestions:
             self.editor.dismiss_ghost("off")
-        self._schedule()
+        self.schedule_suggestion()
         self.refresh_status()
 
     # ------------------------------------------------------------------ files
@@ -492,7 +492,7 @@ class EmpowerApp(App):
         self.coach = coach
         _freeze_heap()  # the model's objects too
         if isinstance(self.screen, EditorScreen):
-            self.screen._schedule()
+            self.screen.schedule_suggestion()
             self.screen.refresh_status()
 
     async def action_quit(self) -> None:
