@@ -258,6 +258,7 @@ def pipeline(args, work: Path) -> int:
         _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
     text = log.read_text()
+    args.out.parent.mkdir(parents=True, exist_ok=True)  # bench/out/ is not in a fresh clone
     shutil.copy(log, args.out.with_suffix(".log"))
     if os.waitstatus_to_exitcode(status) != 0:
         console.print(text[-3000:])
