@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 
@@ -55,8 +56,6 @@ def replace_dir(tmp: str | os.PathLike, final: str | os.PathLike, *, durable: bo
         os.replace(final, old)
     os.replace(tmp, final)
     if old.exists():
-        import shutil
-
         shutil.rmtree(old, ignore_errors=True)
 
 

@@ -54,7 +54,8 @@ class Schema:
     def check(self, db: sqlite_utils.Database) -> None:
         """Raise SchemaError unless `db` is empty, of this kind, or of this kind from before."""
         applied = self.applied(db) or self._legacy(db)
-        unknown = [n for n in applied if n not in self.names()]
+        known = set(self.names())  # once: each call builds an empty in-memory database
+        unknown = [n for n in applied if n not in known]
         if unknown:
             raise SchemaError(f"written by a newer Empower (schema step {unknown[0]}); upgrade Empower")
         if applied:
