@@ -1,7 +1,8 @@
 """Benchmark runs: episodes/minute with the oracle and with an LLM human, and resuming a killed run.
 
     python bench/evals.py [--episodes 24] [--llm-episodes 24] [--think 256] [--rounds 4] [--repeats 3]
-                          [--he-episodes 12] [--he-repeats 2] [--parts oracle,llm,resume,humaneval]
+                          [--he-episodes 12] [--he-repeats 2] [--files-files 3] [--files-per-file 4]
+                          [--files-rounds 4] [--parts oracle,llm,resume,humaneval,files]
                           [--quick] [--check] [--out bench/out/evals.json]
     python bench/evals.py --llm-human [--lh-problems 2] [--lh-rounds 4] [--lh-policy base-10] [--no-lh-full]
 
@@ -34,7 +35,15 @@ semaphore, so 4 seeds would be 4 calls of 6 episodes, never 8 in flight. Four fi
    base) in process: episodes/min at concurrency 4 ÷ 1, interleaved (1, 4, then 4, 1). No
    target; each episode in flight has its own replica of the coach (a KV cache of its own).
 
-5. --llm-human (not in the default --parts): the built-in gemma-3-270m human (completion mode)
+5. files (issue 18): the files dataset (`--dataset files DIR`: each episode a function of a
+   held-out file, started from the file up to it) on --files-files standard-library modules,
+   --files-per-file functions each, the oracle human, smollm2-135m in process with policy
+   threshold η=2 (short suggestions: reading the file's start is most of the cost),
+   concurrency 2, at most --files-rounds rounds: episodes/min when an idle coach takes the next
+   function of the file its KV cache holds (run_all's affinity) ÷ when it takes the next
+   episode in order, interleaved (off, on, then on, off). Target ≥ 1.3×.
+
+6. --llm-human (not in the default --parts): the built-in gemma-3-270m human (completion mode)
    on the first --lh-problems of bench/humaneval-40.txt, no oracle anywhere, the assistant
    smollm2-135m (--lh-policy) in process, concurrency 1. "before": its server as empower-evals
    started it until now (`python -m llama_cpp.server`, logits_all true, n_ctx 8192, one server
@@ -95,6 +104,7 @@ from tests.models import build  # noqa: E402
 from evals.local_server import serve_gguf  # noqa: E402
 
 LLM_TARGET = 1.6
+FILES_TARGET = 1.3
 TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -242,6 +252,49 @@ def bench_humaneval(args) -> dict:
     one, four = pooled(runs[1]), pooled(runs[4])
     return {"per_minute_c1": one, "per_minute_c4": four, "ratio": four / one, "episodes": len(problems),
             "policy": key[1], "runs": {str(c): r for c, r in runs.items()}}
+
+
+def held_out_files(n: int, per_file: int, dest: Path) -> Path:
+    """The first n standard-library modules (by name) of 3-7.5 KB with at least per_file
+    functions the files dataset takes, copied into dest."""
+    import sysconfig
+
+    from evals.problems import file_problems
+
+    dest.mkdir(parents=True, exist_ok=True)
+    for f in sorted(Path(sysconfig.get_paths()["stdlib"]).glob("*.py")):
+        if n and 3_000 <= f.stat().st_size <= 7_500 and len(file_problems(f.name, f.read_text(), per_file)) >= per_file:
+            (dest / f.name).write_text(f.read_text())
+            n -= 1
+    return dest
+
+
+def bench_files(args, tmp: Path) -> dict:
+    """The files dataset with the oracle: episodes/min with run_all's cache affinity ÷ without,
+    concurrency 2 (a coach and its replica), smollm2-135m at threshold η=2."""
+    root = held_out_files(args.files_files + 1, args.files_per_file, tmp / "files")
+    problems = load("files", path=root, per_file=args.files_per_file)
+    warm = [p for p in problems if p.id.startswith(problems[-1].id.split("::")[0] + "::")]
+    timed_set = [p for p in problems if p not in warm]
+    key, human = ("smollm2-135m", "threshold", 2.0), make_human("oracle")
+    coach = Coach.from_spec(*key)
+    from evals.cli import start_of
+
+    kw = dict(start=lambda p: start_of(p, "auto"), max_rounds=args.files_rounds)
+    try:
+        asyncio.run(timed(warm, key, coach, human, 2, **kw))  # warm-up: model, replica, judge
+        runs = {"off": [], "on": []}
+        for i in range(args.he_repeats):
+            for mode in (("off", "on") if i % 2 == 0 else ("on", "off")):
+                runs[mode].append(asyncio.run(timed(timed_set, key, coach, human, 2, affinity=mode == "on", **kw)))
+    finally:
+        coach.close()
+    on, off = pooled(runs["on"]), pooled(runs["off"])
+    same = all(a["code"] == b["code"] for r_on, r_off in zip(runs["on"], runs["off"])
+               for a, b in zip(r_on["episodes_played"], r_off["episodes_played"]))
+    return {"per_minute_on": on, "per_minute_off": off, "ratio": on / off, "target": FILES_TARGET,
+            "passed": on / off >= FILES_TARGET, "episodes": len(timed_set), "files": args.files_files,
+            "same_code": same, "runs": runs}
 
 
 # The built-in base-model human's server settings: llama-cpp-python's server as it is, with its
@@ -394,8 +447,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="timed runs of each setting (interleaved)")
     parser.add_argument("--he-episodes", type=int, default=12, help="HumanEval episodes a run (from bench/humaneval-40.txt)")
     parser.add_argument("--he-repeats", type=int, default=2, help="timed runs of each HumanEval setting")
-    parser.add_argument("--parts", default="oracle,llm,resume,humaneval",
-                        help="which figures (comma-separated: oracle, llm, resume, humaneval, llm-human)")
+    parser.add_argument("--files-files", type=int, default=3, help="standard-library modules for the files figure")
+    parser.add_argument("--files-per-file", type=int, default=4, help="functions of each (episodes: files × this)")
+    parser.add_argument("--files-rounds", type=int, default=4, help="max_rounds of a files episode")
+    parser.add_argument("--parts", default="oracle,llm,resume,humaneval,files",
+                        help="which figures (comma-separated: oracle, llm, resume, humaneval, files, llm-human)")
     parser.add_argument("--llm-human", action="store_true", help="only the built-in gemma-3-270m human's figure "
                         "(--parts llm-human): episode time and server memory, old server settings and new")
     parser.add_argument("--lh-problems", type=int, default=2, help="HumanEval problems for --llm-human")
@@ -420,7 +476,7 @@ def main() -> None:
     if args.llm_human and args.out == ROOT / "bench/out/evals.json":
         args.out = ROOT / "bench/out/evals-llm-human.json"
     parts = {"llm-human"} if args.llm_human else set(args.parts.split(","))
-    oracle = llm = resume = he = lh = None
+    oracle = llm = resume = he = lh = fl = None
     with tempfile.TemporaryDirectory(prefix="bench-evals-") as tmp:
         if "oracle" in parts:
             with console.status("oracle: concurrency 1 and 8"):
@@ -434,6 +490,9 @@ def main() -> None:
         if "humaneval" in parts:
             with console.status("HumanEval, oracle, smollm2-135m: concurrency 1 and 4"):
                 he = bench_humaneval(args)
+        if "files" in parts:
+            with console.status("files dataset, oracle, smollm2-135m: cache affinity off and on"):
+                fl = bench_files(args, Path(tmp))
         if "llm-human" in parts:
             with console.status("the gemma-3-270m human: old server settings, then new"):
                 lh = bench_llm_human(args, Path(tmp))
@@ -445,7 +504,8 @@ def main() -> None:
         runs.add_column(col, justify="left" if col == "setting" else "right")
     rows = [(f"oracle, concurrency {c}", oracle["runs"][str(c)]) for c in (1, 8) if oracle] + \
            [(f"LLM human, {n} server{'s' * (n > 1)}", llm["runs"][str(n)]) for n in (1, 2) if llm] + \
-           [(f"HumanEval, oracle, smollm2-135m, concurrency {c}", he["runs"][str(c)]) for c in (1, 4) if he]
+           [(f"HumanEval, oracle, smollm2-135m, concurrency {c}", he["runs"][str(c)]) for c in (1, 4) if he] + \
+           [(f"files, oracle, smollm2-135m threshold η=2, affinity {m}", fl["runs"][m]) for m in ("off", "on") if fl]
     for label, rs in rows:
         busy = cores(rs)
         runs.add_row(label, str(len(rs)), str(sum(r["episodes"] for r in rs)), f"{sum(r['seconds'] for r in rs):.1f}",
@@ -481,21 +541,28 @@ def main() -> None:
         figures.add_row("HumanEval, oracle, smollm2-135m: episodes/min at concurrency 4 ÷ 1", f"{he['ratio']:.2f}×",
                         f"{he['per_minute_c4']:.1f} vs {he['per_minute_c1']:.1f} ({he['episodes']} problems, "
                         f"policy {he['policy']})", "—", "")
+    if fl:
+        figures.add_row("files, oracle, smollm2-135m: episodes/min, cache affinity ÷ in order", f"{fl['ratio']:.2f}×",
+                        f"{fl['per_minute_on']:.1f} vs {fl['per_minute_off']:.1f} ({fl['episodes']} functions of "
+                        f"{fl['files']} files; same code: {'yes' if fl['same_code'] else 'no'})", f"≥ {FILES_TARGET:g}×",
+                        "[green]PASS[/]" if fl["passed"] else "[red]FAIL[/]")
     if figures.row_count:
         console.print(figures)
     if resume:
         console.print(f"redone: {resume['redone']} of {resume['stored_at_kill']} finished; took {took:.0f} s")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({
-        "oracle": oracle, "llm": llm, "resume": resume, "humaneval": he, "llm_human": lh, "cores": os.cpu_count(),
+        "oracle": oracle, "llm": llm, "resume": resume, "humaneval": he, "files": fl, "llm_human": lh,
+        "cores": os.cpu_count(),
         "load_average_start": load0,
         "load_average_end": os.getloadavg(), "seconds": took, "model": spec,
         "settings": {k: v for k, v in vars(args).items() if k not in ("out", "child", "check")},
         "timing": "interleaved: oracle 1, 8, 8, 1, ...; LLM 1 server, 2, 2, 1, ...; HumanEval 1, 4, 4, 1, ...; "
+                  "files off, on, on, off, ...; "
                   "each after an untimed warm-up"},
         indent=2, default=str))
     console.print(f"wrote {args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out}")
-    if args.check and not ((llm or {"passed": True})["passed"] and (resume or {"passed": True})["passed"]):
+    if args.check and not all((x or {"passed": True})["passed"] for x in (llm, resume, fl)):
         sys.exit(1)
 
 

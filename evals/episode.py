@@ -189,32 +189,43 @@ def _errored(labels, rounds, code, exc, read, written, taken, accepted, suggeste
                    suggested=suggested, seconds=round(time.perf_counter() - began, 3))
 
 
+def continues(cached: str | None, start: str, head: int = 256) -> bool:
+    """Whether an episode starting from `start` would find its prompt's beginning in the KV
+    cache of a coach whose last episode ended with `cached`: both begin alike (the same file's
+    head). The files dataset's episodes are a file's functions in order, each starting where the
+    file's text goes on past the one before: played on the coach that holds the file, an episode
+    reads only what lies between the two functions instead of the whole file again (on 2 cores,
+    a few seconds each: the files dataset's largest cost after generating)."""
+    return bool(cached) and len(start) >= head and cached[:head] == start[:head]
+
+
 async def run_all(problems, assistants, human, store, *, concurrency: int = 8, seed: int = 0,
                   human_name: str | None = None, k_h: int = K_H, max_rounds: int = MAX_ROUNDS,
                   start: str | Callable[[object], str] = "", progress=None, coaches: dict | None = None,
-                  retry_errored: bool = False) -> tuple[int, int]:
+                  retry_errored: bool = False, affinity: bool = True) -> tuple[int, int]:
     """Every problem with every assistant (spec, policy, eta); episodes already in `store` are
     skipped (a killed run resumes), each finished one is stored at once. Returns (run, skipped).
 
     One Coach per (spec, policy, eta), shared by its episodes; `coaches` may hold prebuilt ones
     under that key. `start`: the code every episode starts from, or a function of the problem
     giving it (its starter code). `progress(episode)` is called after each stored episode. retry_errored=True
-    runs again the episodes stored as errored (their rows are replaced)."""
+    runs again the episodes stored as errored (their rows are replaced). affinity=False: an idle
+    coach takes the next episode in order, not one that `continues` its cache (bench/evals.py)."""
     from coach.engine import Coach
 
     name = human_name or type(human).__name__.lower()
     done = store.done_keys(include_errored=not retry_errored)
     prebuilt, coaches = coaches, dict(coaches or {})
-    todo = []
+    todo = []  # (problem, assistant key, policy label, the code it starts from)
     for spec, pol, eta in assistants:
         key = (spec, pol, eta)
         label = policy_name(pol, eta)
         for p in problems:
             if (p.id, spec, label, name, seed) not in done:
-                todo.append((p, key, label))
+                todo.append((p, key, label, start(p) if callable(start) else start))
     skipped = len(problems) * len(assistants) - len(todo)
     failed: dict[tuple, str] = {}
-    for key in {k for _, k, _ in todo}:
+    for key in {t[1] for t in todo}:
         if key not in coaches:
             try:
                 coaches[key] = await asyncio.to_thread(Coach.from_spec, key[0], key[1], key[2])
@@ -237,29 +248,54 @@ async def run_all(problems, assistants, human, store, *, concurrency: int = 8, s
     single: set = set()  # assistants whose backend makes no replica
     replicas: list = []
 
+    # What each coach's KV cache holds: its episode's start while it plays, its final code after;
+    # what replicas being loaded will hold. Episodes that `continues` a coach's cache go to it, and
+    # a coach with none to continue starts a file no other coach holds (affinity=False: in order).
+    holds: dict = {}
+    claimed: dict = {key: [] for key in coaches_of}
+
+    def held(key, code) -> bool:
+        return any(continues(holds.get(c), code) for c in coaches_of[key]) or \
+            any(continues(x, code) for x in claimed[key])
+
     def pick():
-        for i, (_, key, _) in enumerate(todo):
+        first = fresh = None
+        for i, (_, key, _, code) in enumerate(todo):
             if key in failed:
                 return i, None
-            for c in coaches_of[key]:
-                if not busy[c]:
-                    return i, c
-        for i, (_, key, _) in enumerate(todo):
+            idle = [c for c in coaches_of[key] if not busy[c]]
+            if affinity and any(continues(holds.get(c), code) for c in idle):
+                return i, next(c for c in idle if continues(holds.get(c), code))
+            if idle:
+                first = first or (i, idle[0])
+                if affinity and fresh is None and not held(key, code):
+                    fresh = (i, idle[0])
+        if fresh or first:
+            return fresh or first
+        first = fresh = None
+        for i, (_, key, _, code) in enumerate(todo):
             if key not in single and len(coaches_of[key]) + pending[key] < concurrency:
-                return i, "replica"
+                first = first or (i, "replica")
+                if not affinity or not held(key, code):
+                    fresh = (i, "replica")
+                    break
+        if fresh or first:
+            return fresh or first
         key = todo[0][1]
         return 0, min(coaches_of[key], key=busy.get)
 
-    async def coach_for(key, choice):
+    async def coach_for(key, choice, code):
         if choice != "replica":
             return choice
         pending[key] += 1
+        claimed[key].append(code)
         try:
             twin = await asyncio.to_thread(coaches_of[key][0].replica)
         except Exception:  # out of memory for one more: share the coach instead
             twin = None
         finally:
             pending[key] -= 1
+            claimed[key].remove(code)
         if twin is None:
             single.add(key)
             return min(coaches_of[key], key=busy.get)
@@ -271,19 +307,20 @@ async def run_all(problems, assistants, human, store, *, concurrency: int = 8, s
     async def worker():
         while todo:
             i, choice = pick()
-            p, key, label = todo.pop(i)
-            code = start(p) if callable(start) else start
+            p, key, label, code = todo.pop(i)
             if key in failed:
                 ep = Episode(p.id, key[0], label, name, seed, code, errored=True, error=failed[key])
             else:
-                coach = await coach_for(key, choice)
+                coach = await coach_for(key, choice, code)
                 busy[coach] += 1
+                holds[coach] = code
                 try:
                     ep = await run_episode(p, coach, human, k_h=k_h, max_rounds=max_rounds, start=code,
                                            seed=seed, assistant_spec=key[0], policy=label, human_name=name,
                                            executor=pool)
                 finally:
                     busy[coach] -= 1
+                holds[coach] = ep.code
             store.add(ep)
             if progress is not None:
                 progress(ep)

@@ -18,7 +18,7 @@ import pytest
 import sqlite_utils
 
 from evals import migrations
-from evals.episode import Episode, Round, run_all, run_episode
+from evals.episode import Episode, Round, continues, run_all, run_episode
 from evals.humans import make_human
 from evals.metrics import summarize
 from evals.problems import load
@@ -200,3 +200,51 @@ def test_a_run_killed_mid_way_keeps_its_episodes_and_the_rerun_finishes(test_mod
     after = {e.key: e for e in store.episodes()}
     assert len(after) == len(IDS) and all(after[k] == e for k, e in kept.items())
     assert all(e.correct for e in after.values())
+
+
+def _module(name: str, n: int) -> str:
+    """A module with a long docstring (a head well past what `continues` compares) and n
+    functions of a few lines each."""
+    head = f'"""{name}: ' + "a module of helpers whose head is long enough to tell files apart. " * 6 + '"""\n\n'
+    return head + "".join(f"def {name}_{i}(x):\n    y = x + {i}\n    z = y * 2\n    return z - {i}\n\n\n"
+                          for i in range(n))
+
+
+def test_continues_holds_for_the_same_files_later_start_only():
+    a, b = _module("alpha", 3), _module("beta", 3)
+    start = lambda text, i: text[:text.index(f"_{i}(x):") + len(f"_{i}(x):\n")]  # noqa: E731
+    assert continues(start(a, 0) + "    y = x + 0\n", start(a, 2))
+    assert not continues(start(a, 0), start(b, 1))
+    assert not continues(None, start(a, 1)) and not continues("", start(a, 1))
+    assert not continues("def f():\n", "def f():\n    return 1\n")  # short starts (HumanEval's prompts) never match
+
+
+def test_a_coach_keeps_to_the_file_its_cache_holds(test_models, tmp_path, monkeypatch):
+    """The files dataset's episodes are a file's functions in order: played on the coach whose
+    KV cache holds the file, each reads only the code since the last one. Two coaches start on
+    two different files (in order, the second would read the first file again), and each goes
+    on with its own file's functions."""
+    import evals.episode as episode
+
+    for name in ("alpha", "beta"):
+        (tmp_path / "code" / f"{name}.py").parent.mkdir(exist_ok=True)
+        (tmp_path / "code" / f"{name}.py").write_text(_module(name, 3))
+    problems = load("files", path=tmp_path / "code")
+    assert [p.id for p in problems][:2] == ["alpha.py::alpha_0", "alpha.py::alpha_1"]
+    played, real = [], episode.run_episode
+
+    async def recorded(problem, assistant, *a, **kw):
+        played.append((assistant, problem.id.split("::")[0]))
+        return await real(problem, assistant, *a, **kw)
+
+    monkeypatch.setattr(episode, "run_episode", recorded)
+    spec = [(str(test_models.memorizer_gguf), "base-8", None)]
+    store = Store.open(tmp_path / "run")
+    assert asyncio.run(run_all(problems, spec, make_human("oracle"), store, concurrency=2,
+                               start=lambda p: p.starter)) == (6, 0)
+    coaches = list(dict.fromkeys(c for c, _ in played))
+    files = {c: [f for c2, f in played if c2 is c] for c in coaches}
+    assert len(coaches) == 2 and files[coaches[0]][0] != files[coaches[1]][0]
+    switches = sum(a != b for fs in files.values() for a, b in zip(fs, fs[1:]))
+    assert switches <= 1  # at most one: a coach done with its file takes the other's last function
+    assert all(e.correct for e in store.episodes())
