@@ -2,6 +2,10 @@
 trains every arm and measures it with the simulated human, through Empower's own commands.
 
     python -m experiments.empower_vs_baselines              # the default run: about an hour on 2 cores
+    python -m experiments.empower_vs_baselines --full       # docs/results.md's run: ≥100 held-out-code
+                                                            # episodes an arm, all 164 HumanEval problems
+                                                            # for two arms, the LLM human (~3 h; goes on
+                                                            # from a default run's work)
     python -m experiments.empower_vs_baselines --quick      # tiny models, a few problems (the test-suite's)
     python -m experiments.empower_vs_baselines --report     # docs/results.md again from docs/results/
     python -m experiments.empower_vs_baselines --scale      # the GPU-sized run's commands, printed
@@ -56,14 +60,14 @@ STDLIB = Path(sysconfig.get_paths()["stdlib"])
 @dataclass(frozen=True)
 class Size:
     """How big a run is. The default is sized for a 2-core CPU: about an hour here (labelling
-    ~4 minutes, training ~2 an arm, episodes ~40: docs/results.md has the measured stages);
-    the optional stages add ~30 more."""
+    ~4 minutes, training ~2 an arm, episodes ~50: docs/results.md has the measured stages).
+    --full has the same recipe (the same corpus, labels and trained models) and plays more."""
     name: str
     base: str = "smollm2-135m"  # the model trained and served (and the untrained arms' model)
     estimator: str = "smollm2-135m"  # the pretrained model whose likelihoods make the labels
     train_files: int = 40  # standard-library modules learnt from
     train_bytes: tuple[int, int] = (2_500, 12_000)  # their sizes
-    episode_files: int = 13  # held-out modules whose functions are episodes (never labelled)
+    episode_files: int = 18  # held-out modules whose functions are episodes (never labelled): 103 in all
     episode_bytes: tuple[int, int] = (2_500, 7_500)  # under the editor's 8,000-character window
     k: int = 4  # states per file (40 × 4: about twice the rows that training reads)
     steps: int = 20  # optimizer steps, every trained arm
@@ -76,14 +80,15 @@ class Size:
     humaneval_limit: int | None = None
     builtin_limit: int | None = None  # the built-in problems (None: all six)
     files_limit: int | None = None  # functions of the held-out files per arm (None: all)
-    # at most, spread over each held-out file: 13 episodes an arm from 13 files (2: 25 an arm and
-    # about 14 minutes more here; 8: all 72 functions of the 13 files)
+    # at most, spread over each held-out file: 18 episodes an arm from 18 files (8: all 103
+    # functions of the 18, about an hour and a half here: --full)
     files_per_file: int = 1
     # all 164 for the best Empower arm and the best baseline (+7 min here: not in the default hour)
     full_humaneval: bool = False
     concurrency: int = 8  # episodes at once
-    # the files dataset's: a file's long start is read once per model in flight, so few models
-    # (llama.cpp generates on one thread of two here: two episodes at once use both cores)
+    # the files dataset's: a file's long start is read once per model in flight (then each of its
+    # functions reads on from the last: evals.episode.continues), so few models (llama.cpp
+    # generates on one thread of two here: two episodes at once use both cores)
     files_concurrency: int = 2
     llm_human: str | None = "gemma-3-270m"  # the built-in LLM human, for the best arm of each family
     # the first N of the fixed 40 (an episode costs ~12 s of two servers here: 40 add ~25 min
@@ -93,6 +98,7 @@ class Size:
 
 
 DEFAULT = Size("default")
+FULL = replace(DEFAULT, name="full", files_per_file=8, full_humaneval=True, llm_problems=40)
 QUICK = replace(DEFAULT, name="quick", train_files=4, train_bytes=(1_500, 4_000), episode_files=1,
                 episode_bytes=(1_500, 4_000), k=2, steps=2, grad_accum=2, max_length=64, humaneval_ids=None,
                 humaneval_limit=3, builtin_limit=2, files_limit=4, files_per_file=8, full_humaneval=False, concurrency=2,
@@ -407,6 +413,8 @@ def main(argv: list[str] | None = None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 2)[2])
     size = p.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true", help="a few files, steps and problems (with --base/--estimator: the tiny test models)")
+    size.add_argument("--full", action="store_true", help="docs/results.md's run: every function of the held-out "
+                      "files, all of HumanEval for two arms, the LLM human (~3 h here; resumes a default run)")
     size.add_argument("--scale", action="store_true", help="print the commands of the GPU-sized run and stop")
     p.add_argument("--report", action="store_true", help="only regenerate the report from --results")
     p.add_argument("--base", help="the model trained and served (default smollm2-135m)")
@@ -419,7 +427,7 @@ def main(argv: list[str] | None = None) -> int:
                         "full_humaneval=false); recorded in RESULTS/config.json")
     args = p.parse_args(argv)
 
-    s = QUICK if args.quick else SCALE if args.scale else DEFAULT
+    s = QUICK if args.quick else SCALE if args.scale else FULL if args.full else DEFAULT
     s = replace(s, **{k: v for k in ("base", "estimator") if (v := getattr(args, k))})
     try:
         s = with_fields(s, args.set)
@@ -451,7 +459,7 @@ def main(argv: list[str] | None = None) -> int:
     # stages' own resumable state is kept.
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:
-        return _run(s, work, results, doc, readme)
+        return _run(s, work, results, doc, readme, args.set)
     except ExperimentError as exc:
         print(f"experiment: {exc}", file=sys.stderr)
         return 1
@@ -480,7 +488,7 @@ def check_recipe(s: Size, *configs: Path) -> None:
                                   "give another --work and --results, or the same --set")
 
 
-def _run(s: Size, work: Path, results: Path, doc: Path, readme: Path | None = None) -> int:
+def _run(s: Size, work: Path, results: Path, doc: Path, readme: Path | None = None, sets: list[str] = ()) -> int:
     from experiments.report import write_report
 
     check_recipe(s, results / "config.json", work / "config.json")
@@ -488,7 +496,7 @@ def _run(s: Size, work: Path, results: Path, doc: Path, readme: Path | None = No
         (results / "stages.json").unlink(missing_ok=True)
     exp = Experiment(s, work, results)
     config = {"size": asdict(s), "work": str(work), "python": platform.python_version(),
-              "machine": f"{platform.machine()}, {os.cpu_count()} cores", "argv": sys.argv[1:]}
+              "machine": f"{platform.machine()}, {os.cpu_count()} cores", "argv": sys.argv[1:], "set": list(sets)}
     write_json(results / "config.json", config)
     write_json(work / "config.json", config)
     arms = all_arms()
