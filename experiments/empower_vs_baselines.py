@@ -199,7 +199,7 @@ class Experiment:
         generated, minified), in a seeded order: the first for learning, the next held out."""
         import random
 
-        from finetune.corpus import scan
+        from finetune.corpus import ScanError, scan
 
         s = self.size
         lo, hi = min(s.train_bytes[0], s.episode_bytes[0]), max(s.train_bytes[1], s.episode_bytes[1])
@@ -209,7 +209,10 @@ class Experiment:
         for f in sorted(STDLIB.glob("*.py")):
             if lo <= f.stat().st_size <= hi:
                 shutil.copyfile(f, staging / f.name)
-        kept = sorted(scan(staging).files, key=lambda f: f.rel)
+        try:
+            kept = sorted(scan(staging).files, key=lambda f: f.rel)
+        except ScanError as exc:  # e.g. --work inside a git repository that ignores it
+            raise ExperimentError(f"{exc} (give a --work outside any git repository)") from None
         random.Random(0).shuffle(kept)
         fits = lambda f, r: r[0] <= len(f.text.encode()) <= r[1]  # noqa: E731
         episodes = [f for f in kept if fits(f, s.episode_bytes)][:s.episode_files]

@@ -139,3 +139,18 @@ def test_work_made_by_another_recipe_is_refused_in_one_line_and_left_alone(tmp_p
 
     # what a rerun only adds to (problem counts, the optional stages) may change
     check_recipe(replace(DEFAULT, k=8, llm_problems=40, full_humaneval=True, files_per_file=8), results / "config.json")
+
+
+def test_work_inside_a_git_repository_that_ignores_it_is_refused_in_one_line(tmp_path, capsys):
+    """The corpus is chosen through empower-finetune scan's filters, which in a git repository
+    read what git lists: a --work the repository ignores (its .cache/) lists nothing."""
+    from experiments.empower_vs_baselines import main
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    (repo / ".gitignore").write_text(".cache/\n")
+    code = main(["--results", str(tmp_path / "results"), "--work", str(repo / ".cache" / "work")])
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and err.count("\n") == 0, err
+    assert "nothing to learn from" in err and "outside any git repository" in err
