@@ -98,7 +98,7 @@ from coach.engine import Coach  # noqa: E402
 from evals.episode import run_all  # noqa: E402
 from evals.humans import make_human  # noqa: E402
 from evals.metrics import summarize  # noqa: E402
-from evals.problems import load  # noqa: E402
+from problems.datasets import load  # noqa: E402
 from evals.store import Store  # noqa: E402
 from tests.models import build  # noqa: E402
 from evals.local_server import serve_gguf  # noqa: E402
@@ -259,7 +259,7 @@ def held_out_files(n: int, per_file: int, dest: Path) -> Path:
     functions the files dataset takes, copied into dest."""
     import sysconfig
 
-    from evals.problems import file_problems
+    from problems.files import file_problems
 
     dest.mkdir(parents=True, exist_ok=True)
     for f in sorted(Path(sysconfig.get_paths()["stdlib"]).glob("*.py")):

@@ -32,7 +32,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from problems import catalog
+from problems import builtin
 from problems.judge import judge
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,8 +41,8 @@ MIX = ["reference"] * 12 + ["wrong"] * 4 + ["starter"] * 2 + ["slow"] * 2
 
 
 def programs(name: str, n: int) -> list[tuple[str, str]]:
-    p = catalog.load(name)
-    sources = {"reference": p.reference.read_text(), "starter": p.starter.read_text(),
+    p = builtin.load(name)
+    sources = {"reference": p.reference, "starter": p.starter,
                "wrong": (ROOT / "tests/solutions" / name / "wrong.py").read_text(),
                "slow": (ROOT / "tests/solutions" / name / "slow.py").read_text()}
     # Distinct programs, as in a benchmark run: the same code under a different comment.
@@ -54,12 +54,12 @@ def programs(name: str, n: int) -> list[tuple[str, str]]:
 # JSON list on stdin, print [seconds, tests run, verdicts] for each.
 CHILD = """
 import json, sys, time
-from problems import catalog
+from problems import builtin
 from problems.judge import judge
 out = []
 for name, src, fresh in json.load(sys.stdin):
     t0 = time.perf_counter()
-    report = judge(src, catalog.load(name), fresh_process=fresh)
+    report = judge(src, builtin.load(name), fresh_process=fresh)
     out.append([time.perf_counter() - t0, sum(r.verdict.value != "not run" for r in report.results),
                 [r.verdict.value for r in report.results]])
 print(json.dumps(out))
@@ -84,7 +84,7 @@ def sandbox_vs(args, console: Console) -> None:
         subprocess.run(["tar", "-x", "-C", str(old)], input=archive, check=True)
         trees = {"new (bubblewrap)": ROOT, f"old ({args.sandbox_vs})": old}
         totals = {(t, fresh): [0.0, 0, []] for t in trees for fresh in (False, True)}
-        names = catalog.names()
+        names = builtin.names()
         with Progress(console=console) as progress:
             task = progress.add_task("judging, new and old in turn", total=len(names) * 4)
             for name in names:
@@ -127,7 +127,7 @@ def main() -> None:
         return sandbox_vs(args, console)
     args.per_problem = args.per_problem or 20
     args.out = args.out or ROOT / "bench/out/judge.json"
-    work = [(name, kind, src) for name in catalog.names() for kind, src in programs(name, args.per_problem)]
+    work = [(name, kind, src) for name in builtin.names() for kind, src in programs(name, args.per_problem)]
     modes = {"one worker per program": False, "fresh interpreter per test": True}
     times, tests_run, verdicts = {}, {}, {}
     by_kind: dict[tuple[str, str], float] = {}
@@ -137,7 +137,7 @@ def main() -> None:
             start, run, seen = time.perf_counter(), 0, []
             for name, kind, src in work:
                 t0 = time.perf_counter()
-                report = judge(src, catalog.load(name), fresh_process=fresh)
+                report = judge(src, builtin.load(name), fresh_process=fresh)
                 by_kind[mode, kind] = by_kind.get((mode, kind), 0.0) + time.perf_counter() - t0
                 run += sum(r.verdict.value != "not run" for r in report.results)
                 seen.append((name, kind, [r.verdict.value for r in report.results]))
@@ -145,7 +145,7 @@ def main() -> None:
             times[mode], tests_run[mode], verdicts[mode] = time.perf_counter() - start, run, seen
     a, b = modes
     assert verdicts[a] == verdicts[b], "the two ways of judging disagree"
-    table = Table(title=f"Judging {len(catalog.names())} problems × {args.per_problem} programs")
+    table = Table(title=f"Judging {len(builtin.names())} problems × {args.per_problem} programs")
     for col in ("mode", "programs", "tests run", "seconds", "ms per test"):
         table.add_column(col, justify="right" if col != "mode" else "left")
     for mode in modes:

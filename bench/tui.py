@@ -53,7 +53,7 @@ from coach.engine import Coach  # noqa: E402
 from coach.policies import parse  # noqa: E402
 from coach.specs import resolve  # noqa: E402
 from coach.types import Context, Generation, Prompt, Request  # noqa: E402
-from problems import catalog  # noqa: E402
+from problems import builtin  # noqa: E402
 from tui.app import EmpowerApp, Settings  # noqa: E402
 from tui.files import open_file  # noqa: E402
 
@@ -273,7 +273,7 @@ def one_run(model: Path, args, text: str, delay_s: float, tmp: Path) -> dict:
     folder.mkdir()
     settings = Settings(model=str(model), policy=args.policy, delay_s=delay_s, log_db=str(folder / "log.db"))
     # A new file of the lava problem, as `empower-tui` opens one: the statement shows beside it.
-    app = EmpowerApp(open_file(folder / "solution.py"), settings, catalog.load("lava"), coach=coach)
+    app = EmpowerApp(open_file(folder / "solution.py"), settings, builtin.load("lava"), coach=coach)
     run = Run(delay_s)
     pause = (args.pause_ms if args.pause_ms is not None else args.model_ms + 700) / 1000
     asyncio.run(drive(app, bursts(text, args.burst_chars), 1 / args.rate, pause, run))

@@ -146,7 +146,7 @@ def dataset_of(args) -> None:
 
 
 def load_problems(args):
-    from evals.problems import ProblemsError, load
+    from problems.datasets import ProblemsError, load
 
     options: dict = {"limit": args.limit}
     if args.files:

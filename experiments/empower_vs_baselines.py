@@ -317,7 +317,7 @@ class Experiment:
 
     def problem_ids(self, dataset: str, full: bool) -> list[str]:
         """The problems empower-evals will play for `dataset` (the same loaders, the same limits)."""
-        from evals.problems import load, read_ids
+        from problems.datasets import load, read_ids
 
         s = self.size
         if dataset == "humaneval-llm":

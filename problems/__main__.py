@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.markdown import Markdown
 from rich.table import Table
 
-from problems import catalog
+from problems import builtin
 from problems.judge import Report, Verdict, judge
 from problems.sandbox import JudgeError, allow_unsafe
 
@@ -55,22 +55,22 @@ def cmd_list(args, console: Console) -> int:
     table = Table(title="Practice problems")
     for col in ("name", "title", "tests", "time limit", "summary"):
         table.add_column(col)
-    for name in catalog.names():
-        p = catalog.load(name)
+    for name in builtin.names():
+        p = builtin.load(name)
         table.add_row(name, p.title, str(len(p.tests)), f"{p.time_limit_s:g} s", p.summary)
     console.print(table)
     return 0
 
 
 def cmd_show(args, console: Console) -> int:
-    console.print(Markdown(catalog.load(args.name).statement))
+    console.print(Markdown(builtin.load(args.name).statement))
     return 0
 
 
 def cmd_check(args, console: Console) -> int:
     source = read_program(Path(args.file))
-    problem = catalog.load(args.problem) if args.problem else catalog.for_file(Path(args.file))
-    with console.status(f"judging {args.file} on {problem.name} ({len(problem.tests)} tests)"):
+    problem = builtin.load(args.problem) if args.problem else builtin.for_file(Path(args.file))
+    with console.status(f"judging {args.file} on {problem.id} ({len(problem.tests)} tests)"):
         report = judge(source, problem, all_tests=args.all, fresh_process=args.fresh_process)
     if args.json:
         print(json.dumps(report_json(report), indent=2))
@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     console = Console()
     try:
         return {"list": cmd_list, "show": cmd_show, "check": cmd_check}[args.cmd](args, console)
-    except (UsageError, catalog.UnknownProblem, JudgeError) as exc:
+    except (UsageError, builtin.UnknownProblem, JudgeError) as exc:
         print(f"error: {exc.args[0] if exc.args else exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

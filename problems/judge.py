@@ -31,9 +31,12 @@ import signal
 import time
 from dataclasses import dataclass, field, replace
 from enum import Enum
+from typing import TYPE_CHECKING
 
-from problems.catalog import Problem, TestCase
 from problems.sandbox import Isolation, Limits, RawRun, Worker, isolation_warning
+
+if TYPE_CHECKING:  # a Problem judges itself through this module (Problem.judge)
+    from problems.problem import Problem, TestCase
 
 
 class Verdict(str, Enum):
@@ -94,7 +97,7 @@ def judge(source: str, problem: Problem, *, all_tests: bool = False, fresh_proce
     limits = limits or limits_for(problem)
     tests = problem.tests if tests is None else tests
     hide = (str(problem.data_dir),) if problem.data_dir else ()
-    report = Report(problem.name)
+    report = Report(problem.id)
     start = time.monotonic()
     worker: Worker | None = None
     try:

@@ -22,7 +22,7 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from problems import catalog
+from problems import builtin
 
 FILES = {
     "test.jsonl": [("bank", "2023-05-06"), ("checkout", "2023-07-01"), ("abc337_e", "2024-01-20")],
@@ -96,7 +96,7 @@ def rows(file: str) -> list[dict]:
                      for a, b in ((1, 2), (40, 2), (-5, 5))]
             out.append(_row(qid, day, "Add Two", "Print a + b.\n", "atcoder", "", tests[:1], tests[1:], {}, plain))
         else:
-            p = catalog.load(qid)
+            p = builtin.load(qid)
             tests = [{"input": t.input, "output": t.output, "testtype": "stdin"} for t in p.tests]
             n_public = sum("example" in t.name for t in p.tests)
             out.append(_row(qid, day, p.title, p.statement, "codeforces", "", tests[:n_public],
@@ -112,8 +112,8 @@ def build(root: Path) -> Fixture:
             for row in rows(file):
                 f.write(json.dumps(row) + "\n")
                 ids.append(row["question_id"])
-    for name in catalog.names():
-        refs[name] = (catalog.CATALOG / name / "solution.py").read_text()
+    for name in builtin.names():
+        refs[name] = (builtin.CATALOG / name / "solution.py").read_text()
     return Fixture(root, tuple(ids), refs)
 
 

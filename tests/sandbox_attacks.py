@@ -25,8 +25,8 @@ import threading
 import time
 from pathlib import Path
 
-from problems import catalog
-from problems.catalog import Problem, TestCase
+from problems import builtin
+from problems.problem import Problem, TestCase
 from problems.judge import Verdict, judge
 from problems.sandbox import Limits
 
@@ -217,7 +217,7 @@ def main() -> int:
                     pass
     threading.Thread(target=accept, daemon=True).start()
     host = {"victim": victim, "socket": path_socket, "abstract": abstract, "port": servers[2].getsockname()[1],
-            "data_dir": catalog.load("lava").data_dir}
+            "data_dir": builtin.load("lava").data_dir}
     results = {}
     for name, a in attacks(host).items():
         report = judge(a["program"], _problem(), limits=a.get("limits", Limits(time_s=5.0)))

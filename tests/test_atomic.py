@@ -7,7 +7,7 @@ import json
 import subprocess
 import sys
 
-from coach.atomic import replace_dir, write_atomic, write_json
+from coach.atomic import replace_dir, write_json
 
 # The file-size limit is set in a child: in pytest's own process it would also cap pytest's
 # output, and a run whose output goes to a long log file (CI's) dies on its first dot.

@@ -21,7 +21,7 @@ from evals import migrations
 from evals.episode import Episode, Round, continues, run_all, run_episode
 from evals.humans import make_human
 from evals.metrics import summarize
-from evals.problems import load
+from problems.datasets import load
 from evals.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -164,7 +164,7 @@ KILLED = """
 import asyncio, sys
 from evals.episode import run_all
 from evals.humans import make_human
-from evals.problems import load
+from problems.datasets import load
 from evals.store import Store
 asyncio.run(run_all(load("builtin", ids=sys.argv[3].split(",")), [(sys.argv[2], "base", None)],
                     make_human("oracle"), Store.open(sys.argv[1]), concurrency=1))

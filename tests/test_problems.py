@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from problems import catalog
+from problems import builtin
 from problems.judge import Verdict, judge
 
 SOLUTIONS = Path(__file__).parent / "solutions"
-NAMES = catalog.names()
+NAMES = builtin.names()
 
 
 def test_there_are_at_least_six_problems_including_the_papers_two():
@@ -25,36 +25,36 @@ def test_there_are_at_least_six_problems_including_the_papers_two():
 
 @pytest.mark.parametrize("name", NAMES)
 def test_each_problem_is_complete(name):
-    p = catalog.load(name)
+    p = builtin.load(name)
     assert p.title and p.summary and len(p.statement) > 300
     assert len(p.tests) >= 8
     assert p.tests[-1].name.endswith("large"), "the large test comes last"
     assert len(p.tests[-1].input) > 5 * max(len(t.input) for t in p.tests[:-1])
     # The starter is a file a person opens: it runs, states the task, and is not the answer.
-    starter = p.starter.read_text()
-    assert ast.get_docstring(ast.parse(starter))
-    assert "def main" in starter and p.reference.read_text() != starter
-    assert p.reference.parent != p.starter.parent
+    starter = p.starter
+    assert p.starter_file.read_text() == starter and ast.get_docstring(ast.parse(starter))
+    assert "def main" in starter and p.reference != starter
+    assert p.starter_file.parent != p.data_dir  # the answer is not beside the file a person opens
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_the_reference_passes_and_the_starter_fails(name):
-    p = catalog.load(name)
-    report = judge(p.reference.read_text(), p, all_tests=True)
+    p = builtin.load(name)
+    report = judge(p.reference, p, all_tests=True)
     assert report.passed, [(r.name, r.verdict, r.message) for r in report.results if not r.passed]
-    assert not judge(p.starter.read_text(), p).passed
+    assert not judge(p.starter, p).passed
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_a_plausible_wrong_solution_gets_a_wrong_answer(name):
-    report = judge((SOLUTIONS / name / "wrong.py").read_text(), catalog.load(name), all_tests=True)
+    report = judge((SOLUTIONS / name / "wrong.py").read_text(), builtin.load(name), all_tests=True)
     assert report.first_failure.verdict is Verdict.WRONG_ANSWER
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", NAMES)
 def test_a_quadratic_solution_passes_the_small_tests_and_times_out_on_the_large_one(name):
-    report = judge((SOLUTIONS / name / "slow.py").read_text(), catalog.load(name), all_tests=True)
+    report = judge((SOLUTIONS / name / "slow.py").read_text(), builtin.load(name), all_tests=True)
     *small, large = report.results
     assert all(r.passed for r in small), [(r.name, r.message) for r in small if not r.passed]
     assert large.verdict is Verdict.TIME_LIMIT
@@ -63,7 +63,7 @@ def test_a_quadratic_solution_passes_the_small_tests_and_times_out_on_the_large_
 @pytest.mark.slow
 @pytest.mark.parametrize("name", NAMES)
 def test_gen_py_regenerates_the_large_test_byte_for_byte(name, tmp_path):
-    src = catalog.CATALOG / name
+    src = builtin.CATALOG / name
     copy = tmp_path / name
     shutil.copytree(src, copy)
     for f in (copy / "tests").glob("*.gz"):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from problems import catalog
+from problems import builtin
 
 SOLUTIONS = Path(__file__).parent / "solutions"
 
@@ -23,8 +23,8 @@ def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
 def test_list_shows_every_problem():
     out = run("list")
     assert out.returncode == 0
-    for name in catalog.names():
-        assert name in out.stdout and catalog.load(name).title in out.stdout
+    for name in builtin.names():
+        assert name in out.stdout and builtin.load(name).title in out.stdout
 
 
 def test_show_prints_the_statement():
@@ -34,10 +34,10 @@ def test_show_prints_the_statement():
 
 def test_check_passes_the_reference_under_the_starters_name(tmp_path):
     program = tmp_path / "lava.py"
-    shutil.copy(catalog.load("lava").reference, program)
+    program.write_text(builtin.load("lava").reference)
     out = run("check", str(program))
     assert out.returncode == 0, out.stdout + out.stderr
-    n = len(catalog.load("lava").tests)
+    n = len(builtin.load("lava").tests)
     assert f"{n}/{n} passed" in out.stdout
 
 
@@ -55,7 +55,7 @@ def test_check_json_has_every_test(tmp_path):
     out = run("check", str(program), "--all", "--json")
     report = json.loads(out.stdout)
     assert out.returncode == 1 and report["passed"] is False
-    assert len(report["results"]) == len(catalog.load("lava").tests)
+    assert len(report["results"]) == len(builtin.load("lava").tests)
     assert {r["verdict"] for r in report["results"]} <= {"passed", "wrong answer"}
 
 

@@ -47,16 +47,27 @@ def test_imports_go_only_in_the_allowed_directions(package):
     assert imports_of(package) <= ALLOWED[package]
 
 
+def _type_only(tree: ast.Module) -> set[int]:
+    """The ids of the nodes under `if TYPE_CHECKING:`: names for annotations, never imported."""
+    return {id(n) for node in ast.walk(tree) if isinstance(node, ast.If)
+            and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING"
+            for stmt in node.body for n in ast.walk(stmt)}
+
+
 def module_imports() -> dict[str, set[str]]:
     """Each module of the packages -> the modules of the packages it imports (at any depth of the
-    code: an import inside a function is still a dependency)."""
+    code: an import inside a function is still a dependency; one for annotations only is not)."""
     graph = {}
     for package in PACKAGES:
         for path in (ROOT / package).rglob("*.py"):
             name = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
             deps = set()
-            for node in ast.walk(ast.parse(path.read_text())):
-                if isinstance(node, ast.Import):
+            tree = ast.parse(path.read_text())
+            skip = _type_only(tree)
+            for node in ast.walk(tree):
+                if id(node) in skip:
+                    continue
+                elif isinstance(node, ast.Import):
                     deps.update(a.name for a in node.names)
                 elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
                     deps.add(node.module)

@@ -16,7 +16,7 @@ import pytest
 from coach.engine import Coach
 from coach.policies import parse
 from coach.types import Suggestion
-from problems import catalog
+from problems import builtin
 from tests.models import split_probe
 from tui import metrics
 from tui.app import EditorScreen, EmpowerApp, Settings
@@ -52,7 +52,7 @@ def lava(tmp_path):
 def make_app(path, model=None, *, coach=None, delay=0.02, db=None, **settings) -> EmpowerApp:
     db = db or Path(path).parent / "log.db"
     s = Settings(model=str(model) if model else None, delay_s=delay, log_db=str(db), **settings)
-    problem = catalog.load(Path(path).stem) if Path(path).stem in catalog.names() else None
+    problem = builtin.load(Path(path).stem) if Path(path).stem in builtin.names() else None
     return EmpowerApp(open_file(path), s, problem, coach=coach)
 
 
@@ -255,7 +255,7 @@ async def test_f5_runs_the_tests_and_shows_pass_or_fail(lava):
         assert table.has_class("hidden")
         await pilot.press("f5")
         await until(pilot, lambda: "tests:" in status(screen), timeout=60, what="the test results")
-        n = len(catalog.load("lava").tests)
+        n = len(builtin.load("lava").tests)
         assert f"tests: 0/{n} passed" in status(screen)
         assert not table.has_class("hidden") and table.row_count == n
         assert "wrong answer" in str(table.get_row_at(0)[1])
@@ -268,6 +268,32 @@ async def test_f5_runs_the_tests_and_shows_pass_or_fail(lava):
         assert screen.query_one("#statement").display  # a built-in problem: its statement shows
         await pilot.press("f3")
         assert not screen.query_one("#statement").display
+
+
+async def test_a_humaneval_problem_opens_in_its_own_file_and_f5_judges_it(tmp_path, monkeypatch):
+    """`empower-tui --problem HumanEval/3` with no FILE: HumanEval_3.py here, started from the
+    prompt (nothing written until a save), the task's statement under its title, and F5 runs
+    HumanEval's check on the code; a file of that name already there is opened as it is."""
+    from tui.cli import parser, prepare
+
+    monkeypatch.chdir(tmp_path)
+    settings, opened, problem = prepare(parser().parse_args(["--problem", "HumanEval/3", "--no-suggestions"]))
+    assert problem.id == "HumanEval/3" and opened.path == tmp_path / "HumanEval_3.py"
+    assert not opened.exists and opened.text == problem.starter and not (tmp_path / "HumanEval_3.py").exists()
+    settings.log_db = str(tmp_path / "log.db")
+    app = EmpowerApp(opened, settings, problem)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await ready(pilot, app)
+        assert "below_zero" in str(screen.query_one("#statement Markdown").source)
+        await pilot.press("f5")
+        await until(pilot, lambda: "tests:" in status(screen), timeout=60, what="the test results")
+        assert "tests: 0/1 passed" in status(screen)
+        screen.editor.load_text(problem.reference)
+        await pilot.press("f5")
+        await until(pilot, lambda: "tests: 1/1 passed" in status(screen), timeout=60, what="the reference passing")
+    (tmp_path / "HumanEval_3.py").write_text("# mine\n")
+    _, opened, _ = prepare(parser().parse_args(["--problem", "HumanEval/3"]))
+    assert opened.exists and opened.text == "# mine\n"
 
 
 async def test_f5_without_a_sandbox_says_what_is_at_risk_and_runs_nothing(lava, monkeypatch):
@@ -516,12 +542,12 @@ async def test_without_a_file_the_problems_are_listed_to_pick_from(tmp_path):
     async with app.run_test(size=(120, 40)) as pilot:
         await until(pilot, lambda: isinstance(app.screen, PickerScreen), what="the picker")
         options = app.screen.query_one("OptionList")
-        assert options.option_count == len(catalog.names())
+        assert options.option_count == len(builtin.names())
         await pilot.press("enter")
         await until(pilot, lambda: isinstance(app.screen, EditorScreen), what="the editor")
-        first = catalog.load(catalog.names()[0])
-        assert app.screen.opened.path == first.starter and app.screen.problem.name == first.name
-        assert app.screen.editor.text == first.starter.read_text()
+        first = builtin.load(builtin.names()[0])
+        assert app.screen.opened.path == first.starter_file and app.screen.problem.id == first.id
+        assert app.screen.editor.text == first.starter
 
 
 def run(*args, **kwargs):
@@ -564,7 +590,7 @@ def test_the_config_file_chooses_the_assistant_and_flags_win(tmp_path, lava):
         '[editor]\nmodel = "mine"\npolicy = "threshold"\neta = 2.5\ndelay_ms = 250\n')
     settings, opened, problem = prepare(parser().parse_args([str(lava)]))
     assert (settings.model, settings.policy, settings.eta, settings.delay_s) == ("mine", "threshold", 2.5, 0.25)
-    assert opened.text == PROBE and problem.name == "lava"
+    assert opened.text == PROBE and problem.id == "lava"
     settings, _, _ = prepare(parser().parse_args([str(lava), "--model", "other.gguf", "--policy",
                                                   "base-20", "--delay", "0"]))
     assert (settings.model, settings.policy, settings.delay_s) == ("other.gguf", "base-20", 0.0)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from coach.types import Suggestion
-from problems import catalog
+from problems import builtin
 from tests.models import split_probe
 from tui.app import EditorScreen, EmpowerApp, Settings
 from tui.files import open_file
@@ -23,7 +23,7 @@ def test_the_main_screen_with_a_multi_line_ghost(snap_compare, tmp_path, monkeyp
     path.write_text(probe)
     rest = SOLUTION[len(probe):]
     ghost = "\n".join(rest.split("\n")[:6])
-    app = EmpowerApp(open_file(path), Settings(log_db=str(tmp_path / "log.db")), catalog.load("lava"))
+    app = EmpowerApp(open_file(path), Settings(log_db=str(tmp_path / "log.db")), builtin.load("lava"))
 
     async def show_a_ghost(pilot):
         screen = app.screen

@@ -32,7 +32,8 @@ from textual.widgets import DataTable, Footer, Markdown, Static
 
 from coach.policies import policy_name
 from coach.types import CoachError, Context, Suggestion
-from problems import catalog
+from problems import builtin
+from problems.problem import Problem
 from tui import keys
 from tui.editor import GhostEditor
 from tui.files import ANY, ChangedOnDisk, FileRefused, Opened, Recovery, SaveFailed, encoded, open_file, save_atomic
@@ -68,6 +69,12 @@ class StatusBar(Static):
                                  text-wrap: nowrap; text-overflow: ellipsis; }"""
 
 
+def statement_of(problem: Problem) -> str:
+    """The statement as Markdown under its title (a built-in problem's starts with it)."""
+    text = problem.statement.strip()
+    return text if text.startswith("#") else f"# {problem.title}\n\n{text}"
+
+
 class EditorScreen(Screen):
     BINDINGS = keys.bindings("screen")
     DEFAULT_CSS = """
@@ -79,7 +86,7 @@ class EditorScreen(Screen):
     EditorScreen GhostEditor .text-area--suggestion { color: $text-muted; text-style: italic; }
     """
 
-    def __init__(self, opened: Opened, problem: catalog.Problem | None) -> None:
+    def __init__(self, opened: Opened, problem: Problem | None) -> None:
         super().__init__()
         self.opened = opened
         self.problem = problem
@@ -102,7 +109,7 @@ class EditorScreen(Screen):
             yield GhostEditor(self.opened.text, id="editor")
             with VerticalScroll(id="statement", classes="" if self.problem else "hidden"):
                 if self.problem:
-                    yield Markdown(self.problem.statement)  # it starts with its title
+                    yield Markdown(statement_of(self.problem))
         results = DataTable(id="results", classes="hidden", zebra_stripes=True, cursor_type="row")
         results.add_columns("test", "verdict", "time", "why")
         yield results
@@ -349,11 +356,10 @@ class EditorScreen(Screen):
         self.refresh_status()
 
     @work(thread=True, group="judge", exit_on_error=False)
-    def _judge(self, source: str, problem: catalog.Problem) -> None:
-        from problems.judge import judge
+    def _judge(self, source: str, problem: Problem) -> None:
         from problems.sandbox import JudgeError
         try:
-            report = judge(source, problem, all_tests=True)
+            report = problem.judge(source, all_tests=True)
         except JudgeError as e:
             self.app.call_from_thread(self._judged, None, str(e))
         except Exception as e:
@@ -430,7 +436,7 @@ class EmpowerApp(App):
     BINDINGS = [Binding("ctrl+q", "quit", "Quit", show=False)]
 
     def __init__(self, opened: Opened | None, settings: Settings | None = None,
-                 problem: catalog.Problem | None = None, coach=None) -> None:
+                 problem: Problem | None = None, coach=None) -> None:
         """`coach`: an already loaded Coach (benchmarks, embedding); otherwise the model of
         `settings.model` is loaded in a thread once the app is up."""
         super().__init__()
@@ -449,7 +455,7 @@ class EmpowerApp(App):
             self._load_model()
         _freeze_heap(collect=True)
         if self.opened is None:
-            self.push_screen(PickerScreen([catalog.load(n) for n in catalog.names()]), self._picked)
+            self.push_screen(PickerScreen([builtin.load(n) for n in builtin.names()]), self._picked)
         else:
             self.push_screen(EditorScreen(self.opened, self.problem))
 
@@ -457,8 +463,8 @@ class EmpowerApp(App):
         if name is None:
             self.exit()
             return
-        problem = catalog.load(name)
-        self.opened = open_file(problem.starter)
+        problem = builtin.load(name)
+        self.opened = open_file(problem.starter_file)
         self.push_screen(EditorScreen(self.opened, problem))
 
     @work(thread=True, group="model", exit_on_error=False)

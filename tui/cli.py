@@ -18,6 +18,7 @@ import argparse
 import csv
 import dataclasses
 import json
+import re
 import sys
 from datetime import datetime, timezone
 
@@ -61,8 +62,9 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument("--delay", type=float, metavar="MS", help="pause before asking for a "
                         "suggestion, in ms (default 100)")
     parser.add_argument("--no-suggestions", action="store_true", help="start with suggestions off (F2)")
-    parser.add_argument("--problem", metavar="NAME", help="the built-in problem this file solves "
-                        "(default: from the file name)")
+    parser.add_argument("--problem", metavar="ID", help="the problem this file solves: a built-in one "
+                        "(default: from the file name) or a HumanEval task (HumanEval/3); with no FILE, "
+                        "its own file (HumanEval_3.py here, started from its prompt)")
     parser.add_argument("--db", metavar="PATH", help="the interaction log (default: "
                         "$EMPOWER_LOG_DB, else $XDG_DATA_HOME/empower/interactions.db)")
     parser.add_argument("--unsafe-no-sandbox", action="store_true", help="where the judge has no "
@@ -79,7 +81,8 @@ def prepare(args: argparse.Namespace):
     from coach.policies import parse
     from coach.config import config_path, load_config
     from coach.types import CoachError
-    from problems import catalog
+    from problems import builtin
+    from problems.datasets import ProblemsError, find
     from tui.app import Settings
     from tui.files import FileRefused, open_file
 
@@ -128,20 +131,25 @@ def prepare(args: argparse.Namespace):
     except CoachError as e:
         raise BadInput(str(e)) from None
     settings.eta = policy.eta_bits if settings.policy == "threshold" else settings.eta
-    if args.file is None:
-        return settings, None, None
-    try:
-        opened = open_file(args.file)
-    except FileRefused as e:
-        raise BadInput(str(e)) from None
     problem = None
     if args.problem:
         try:
-            problem = catalog.load(args.problem)
-        except catalog.UnknownProblem as e:
+            problem = find(args.problem)
+        except ProblemsError as e:
             raise BadInput(str(e)) from None
-    elif opened.path.stem in catalog.names():
-        problem = catalog.load(opened.path.stem)
+    if args.file is None and problem is None:
+        return settings, None, None
+    # With no FILE, a problem's own file: the built-in starter, or ID.py here ("HumanEval/3":
+    # HumanEval_3.py), which starts from the problem's starter code until it is saved.
+    path = args.file or problem.starter_file or re.sub(r"[^\w.-]", "_", problem.id) + ".py"
+    try:
+        opened = open_file(path)
+    except FileRefused as e:
+        raise BadInput(str(e)) from None
+    if problem is not None and not opened.exists and problem.starter:
+        opened = dataclasses.replace(opened, text=problem.starter)
+    if problem is None and opened.path.stem in builtin.names():
+        problem = builtin.load(opened.path.stem)
     return settings, opened, problem
 
 

@@ -104,8 +104,8 @@ class PickerScreen(Screen[str]):
 
     def compose(self) -> ComposeResult:
         yield Static("[b]Empower[/b]: pick a problem to work on (Enter opens its file)")
-        yield OptionList(*[Option(f"[b]{p.name:<10}[/b] {p.title}\n           [dim]{p.summary}[/dim]",
-                                  id=p.name) for p in self.problems])
+        yield OptionList(*[Option(f"[b]{p.id:<10}[/b] {p.title}\n           [dim]{p.summary}[/dim]",
+                                  id=p.id) for p in self.problems])
         yield Footer()
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:

@@ -1,54 +1,30 @@
-"""The built-in practice problems: records, and loading them from `problems/catalog/NAME/`.
+"""The built-in practice problems, from `problems/catalog/NAME/`, as the `builtin` dataset.
 
 A problem directory holds `problem.toml` (title, limits, comparison), `statement.md`,
 `solution.py` (the reference, kept out of the starter file a person edits), `gen.py` (which
 regenerates the large tests) and `tests/NN-slug.in` / `.out` (`.gz` for large ones). The
 starter file a person opens is `problems/NAME.py`.
+
+    from problems.builtin import load, names
+    lava = load("lava")                       # a Problem (problems/problem.py)
 """
 
 from __future__ import annotations
 
 import gzip
 import tomllib
-from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
 from problems.compare import Comparison
+from problems.datasets import ProblemSet, ProblemsError, check_found, dataset, id_set
+from problems.problem import Problem, TestCase
 
 ROOT = Path(__file__).parent
 CATALOG = ROOT / "catalog"
 
 
-@dataclass(frozen=True)
-class TestCase:
-    __test__ = False  # not a pytest class
-
-    name: str
-    input: str  # stdin; for functional problems, one JSON argument per line; for check, its code
-    output: str  # expected stdout; for functional problems, the JSON return value; check: unused
-
-
-@dataclass(frozen=True)
-class Problem:
-    name: str
-    title: str
-    statement: str
-    tests: tuple[TestCase, ...]
-    # "stdin", "functional" (LeetCode style: Solution().func_name(*args)) or "check" (HumanEval
-    # style: the test's code defines check(candidate), called on the program's func_name)
-    kind: str = "stdin"
-    func_name: str | None = None
-    summary: str = ""
-    time_limit_s: float = 2.0
-    memory_mb: int = 1024
-    comparison: Comparison = field(default_factory=Comparison)
-    starter: Path | None = None
-    reference: Path | None = None
-    data_dir: Path | None = None  # hidden from the programs being judged
-
-
-class UnknownProblem(LookupError):
+class UnknownProblem(ProblemsError, LookupError):
     pass
 
 
@@ -63,20 +39,25 @@ def load(name: str) -> Problem:
         known = ", ".join(names())
         raise UnknownProblem(f"unknown problem {name!r}; the problems are: {known}")
     meta = tomllib.loads((d / "problem.toml").read_text())
-    starter = ROOT / f"{name}.py"
+    starter, reference = ROOT / f"{name}.py", d / "solution.py"
+    tests = tuple(_read_tests(d / "tests"))
     return Problem(
-        name=name,
+        id=name,
         title=meta["title"],
         summary=meta.get("summary", ""),
         statement=(d / "statement.md").read_text(),
-        tests=tuple(_read_tests(d / "tests")),
+        tests=tests,
         kind=meta.get("kind", "stdin"),
         func_name=meta.get("func_name"),
+        starter=starter.read_text() if starter.is_file() else "",
+        starter_file=starter if starter.is_file() else None,
+        reference=reference.read_text() if reference.is_file() else None,
+        n_public=next((i for i, t in enumerate(tests) if "example" not in t.name), len(tests)),
+        platform="builtin",
+        source="builtin",
         time_limit_s=float(meta.get("time_limit_s", 2.0)),
         memory_mb=int(meta.get("memory_mb", 1024)),
         comparison=Comparison(meta.get("compare", "exact"), float(meta.get("tolerance", 1e-6))),
-        starter=starter if starter.is_file() else None,
-        reference=d / "solution.py",
         data_dir=d,
     )
 
@@ -101,3 +82,17 @@ def for_file(path: Path) -> Problem:
         raise UnknownProblem(
             f"cannot tell the problem from the file name {Path(path).name!r}; pass --problem "
             f"(one of: {', '.join(names())})") from None
+
+
+@dataset("builtin")
+def load_builtin(*, ids=None, limit: int | None = None) -> ProblemSet:
+    wanted, out = id_set(ids), ProblemSet()
+    known = names()
+    check_found(wanted, set(known), "the built-in problems")
+    for name in known:
+        if wanted is not None and name not in wanted:
+            continue
+        if limit is not None and len(out) >= limit:
+            break
+        out.append(load(name))
+    return out

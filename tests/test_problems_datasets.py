@@ -1,4 +1,5 @@
-"""evals.problems: the built-in and LiveCodeBench loaders, on a real-format fixture (lcb_fixture)."""
+"""problems/datasets.py and its sources: the built-in, LiveCodeBench and files loaders (LiveCodeBench
+on a real-format fixture, lcb_fixture)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from evals.problems import (DATASETS, ERRATA, LCB_PRELUDE, Problem, ProblemsError, decode_tests, load,
-                            release_files)
+from problems.datasets import ProblemsError, load, registered
+from problems.livecodebench import ERRATA, LCB_PRELUDE, decode_tests, release_files
+from problems.problem import Problem, TestCase
 from problems.judge import judge
 from tests import lcb_fixture as lcb
 
@@ -39,7 +41,7 @@ def write_rows(d: Path, rows: list, name: str = "test.jsonl") -> Path:
 
 # ---------------------------------------------------------------- loading
 def test_both_datasets_are_registered():
-    assert {"builtin", "livecodebench"} <= set(DATASETS)
+    assert {"builtin", "livecodebench", "humaneval", "files"} <= set(registered())
 
 
 def test_the_fixture_loads_to_the_tests_of_the_builtin_problems(fx):
@@ -122,7 +124,7 @@ def test_a_blob_too_large_once_inflated_or_cut_short_is_refused(monkeypatch):
     whole = base64.b64decode(blob)
     with pytest.raises(ValueError, match="cut short"):
         decode_tests(base64.b64encode(whole[:-10]).decode())
-    monkeypatch.setattr("evals.problems.MAX_INFLATED", 1000)
+    monkeypatch.setattr("problems.livecodebench.MAX_INFLATED", 1000)
     with pytest.raises(ValueError, match="larger than 1,000 bytes once inflated"):
         decode_tests(blob)
 
@@ -205,7 +207,7 @@ def test_a_functional_problem_is_judged_as_livecodebench_judges_it(fx):
     wrong = f.judge(lcb.FUNC_WRONG, all_tests=True)
     assert not wrong.passed and 0 < wrong.n_passed < len(f.tests)
     # Without LiveCodeBench's import header the starter's `List[int]` is a NameError.
-    bare = judge(lcb.FUNC_REFERENCE, f.to_judge(), limits=f.limits())
+    bare = judge(lcb.FUNC_REFERENCE, f, limits=f.limits())
     assert not bare.passed and "NameError" in bare.first_failure.message
 
 
@@ -215,7 +217,7 @@ def test_a_builtin_reference_passes():
 
 
 def test_limits_leave_livecodebench_its_time_per_test():
-    p = Problem("x", "x", "", tuple(lcb.catalog.TestCase(str(i), "", "") for i in range(100)), time_limit_s=6.0)
+    p = Problem("x", "x", "", tuple(TestCase(str(i), "", "") for i in range(100)), time_limit_s=6.0)
     assert p.limits().time_s == 6.0 and p.limits().program_s == 7 * 100 + 5
     assert Problem("y", "y", "", ()).limits().program_s == 120  # never below the judge's default
 
@@ -260,7 +262,7 @@ def test_a_failed_download_says_to_pass_a_local_directory(tmp_path):
 
 # ---------------------------------------------------------------- a directory of code
 def test_a_files_episode_starts_at_a_body_and_is_judged_by_the_reference_alone():
-    from evals.problems import FILES_BODY_LINES, file_problems
+    from problems.files import FILES_BODY_LINES, file_problems
 
     long_body = "".join(f"    x{i} = {i}\n" for i in range(FILES_BODY_LINES[1] + 1))
     text = ("def short():\n    return 1\n\n"                      # one line: too short to say anything
