@@ -41,7 +41,9 @@ semaphore, so 4 seeds would be 4 calls of 6 episodes, never 8 in flight. Four fi
    threshold η=2 (short suggestions: reading the file's start is most of the cost),
    concurrency 2, at most --files-rounds rounds: episodes/min when an idle coach takes the next
    function of the file its KV cache holds (run_all's affinity) ÷ when it takes the next
-   episode in order, interleaved (off, on, then on, off). Target ≥ 1.3×.
+   episode in order, interleaved (off, on, then on, off), and the prompt tokens llama.cpp
+   evaluated (the rest came from a KV cache). Target: affinity evaluates ≤ 0.85× the tokens
+   (the count is deterministic; episodes/min is the same work with the noise of the machine).
 
 6. --llm-human (not in the default --parts): the built-in gemma-3-270m human (completion mode)
    on the first --lh-problems of bench/humaneval-40.txt, no oracle anywhere, the assistant
@@ -104,7 +106,7 @@ from tests.models import build  # noqa: E402
 from evals.local_server import serve_gguf  # noqa: E402
 
 LLM_TARGET = 1.6
-FILES_TARGET = 1.3
+FILES_TARGET = 0.85
 TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -276,25 +278,41 @@ def bench_files(args, tmp: Path) -> dict:
     problems = load("files", path=root, per_file=args.files_per_file)
     warm = [p for p in problems if p.id.startswith(problems[-1].id.split("::")[0] + "::")]
     timed_set = [p for p in problems if p not in warm]
+    from coach.backends import llamacpp
+
     key, human = ("smollm2-135m", "threshold", 2.0), make_human("oracle")
     coach = Coach.from_spec(*key)
+    evaluated = [0]  # prompt tokens llama.cpp computed, over the coach and its replicas
+    real = llamacpp.LlamaCppBackend._generate
+
+    def counted(self, request):
+        g = real(self, request)
+        evaluated[0] += g.evaluated_tokens
+        return g
     from evals.cli import start_of
 
     kw = dict(start=lambda p: start_of(p, "auto"), max_rounds=args.files_rounds)
     try:
         asyncio.run(timed(warm, key, coach, human, 2, **kw))  # warm-up: model, replica, judge
         runs = {"off": [], "on": []}
+        llamacpp.LlamaCppBackend._generate = counted
         for i in range(args.he_repeats):
             for mode in (("off", "on") if i % 2 == 0 else ("on", "off")):
-                runs[mode].append(asyncio.run(timed(timed_set, key, coach, human, 2, affinity=mode == "on", **kw)))
+                coach.backend.llm.reset()  # each run starts with the first coach's cache empty too
+                evaluated[0] = 0
+                r = asyncio.run(timed(timed_set, key, coach, human, 2, affinity=mode == "on", **kw))
+                runs[mode].append({**r, "prompt_tokens_evaluated": evaluated[0]})
     finally:
+        llamacpp.LlamaCppBackend._generate = real
         coach.close()
     on, off = pooled(runs["on"]), pooled(runs["off"])
+    tokens = {m: sum(r["prompt_tokens_evaluated"] for r in rs) for m, rs in runs.items()}
     same = all(a["code"] == b["code"] for r_on, r_off in zip(runs["on"], runs["off"])
                for a, b in zip(r_on["episodes_played"], r_off["episodes_played"]))
     return {"per_minute_on": on, "per_minute_off": off, "ratio": on / off, "target": FILES_TARGET,
-            "passed": on / off >= FILES_TARGET, "episodes": len(timed_set), "files": args.files_files,
-            "same_code": same, "runs": runs}
+            "tokens_on": tokens["on"], "tokens_off": tokens["off"], "token_ratio": tokens["on"] / tokens["off"],
+            "passed": tokens["on"] / tokens["off"] <= FILES_TARGET, "episodes": len(timed_set),
+            "files": args.files_files, "same_code": same, "runs": runs}
 
 
 # The built-in base-model human's server settings: llama-cpp-python's server as it is, with its
@@ -542,10 +560,12 @@ def main() -> None:
                         f"{he['per_minute_c4']:.1f} vs {he['per_minute_c1']:.1f} ({he['episodes']} problems, "
                         f"policy {he['policy']})", "—", "")
     if fl:
-        figures.add_row("files, oracle, smollm2-135m: episodes/min, cache affinity ÷ in order", f"{fl['ratio']:.2f}×",
-                        f"{fl['per_minute_on']:.1f} vs {fl['per_minute_off']:.1f} ({fl['episodes']} functions of "
-                        f"{fl['files']} files; same code: {'yes' if fl['same_code'] else 'no'})", f"≥ {FILES_TARGET:g}×",
-                        "[green]PASS[/]" if fl["passed"] else "[red]FAIL[/]")
+        figures.add_row("files, oracle, smollm2-135m: prompt tokens evaluated, cache affinity ÷ in order",
+                        f"{fl['token_ratio']:.2f}×", f"{fl['tokens_on']:,} vs {fl['tokens_off']:,} ({fl['episodes']} "
+                        f"functions of {fl['files']} files; same code: {'yes' if fl['same_code'] else 'no'})",
+                        f"≤ {FILES_TARGET:g}×", "[green]PASS[/]" if fl["passed"] else "[red]FAIL[/]")
+        figures.add_row("files: episodes/min, cache affinity ÷ in order", f"{fl['ratio']:.2f}×",
+                        f"{fl['per_minute_on']:.1f} vs {fl['per_minute_off']:.1f}", "—", "")
     if figures.row_count:
         console.print(figures)
     if resume:

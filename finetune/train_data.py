@@ -272,7 +272,8 @@ def plot_loss(out_dir: Path, rows: dict[int, dict], title: str) -> None:
     ax.set_ylabel("loss (nats per completion token)")
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
-    ax.legend()
+    if ax.lines:  # a run stopped before its first step has no curve to label
+        ax.legend()
     fig.tight_layout()
     save_figure(fig, out_dir / "loss.png")
 
