@@ -19,7 +19,8 @@ from coach.types import Suggestion
 from problems import builtin
 from tests.models import split_probe
 from tui import metrics
-from tui.app import EditorScreen, EmpowerApp, Settings
+from tui.app import EmpowerApp, Settings
+from tui.screen import EditorScreen
 from tui.editor import GhostEditor, next_line, next_word
 from tui.files import Recovery, open_file
 from tui.keys import KEYS

@@ -9,7 +9,8 @@ from pathlib import Path
 from coach.types import Suggestion
 from problems import builtin
 from tests.models import split_probe
-from tui.app import EditorScreen, EmpowerApp, Settings
+from tui.app import EmpowerApp, Settings
+from tui.screen import EditorScreen
 from tui.files import open_file
 
 SOLUTION = (Path(__file__).resolve().parent.parent / "problems/catalog/lava/solution.py").read_text()

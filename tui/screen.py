@@ -1,0 +1,386 @@
+"""The editor's screen: one open file. It asks for suggestions after a pause (the model runs in
+a thread worker; an answer for a buffer or cursor that has changed since is dropped), saves,
+keeps the recovery copy, runs the problem's tests (tui/results.py) and writes the interaction
+log. The app around it (tui/app.py) owns what outlives a file: the settings, the model, the log.
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import threading
+from typing import Any
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.css.query import NoMatches
+from textual.containers import Horizontal, VerticalScroll
+from textual.screen import Screen
+from textual.timer import Timer
+from textual.widgets import Footer, Markdown, Static
+
+from coach.types import CoachError, Context, Suggestion
+from problems.problem import Problem
+from tui import keys
+from tui.editor import GhostEditor
+from tui.files import ANY, ChangedOnDisk, FileRefused, Opened, Recovery, SaveFailed, encoded, open_file, save_atomic
+from tui.log import LogUnavailable, NullLog
+from tui.results import TestResults
+from tui.screens import HelpScreen, changed_question, quit_question, restore_question
+
+RECOVERY_EVERY_S = 3.0
+NARROW = 100  # columns: below this the statement starts hidden
+
+
+class StatusBar(Static):
+    # nowrap + ellipsis: Static ignores a rich Text's no_wrap, and a wrapped status bar of one
+    # row loses its end without a mark.
+    DEFAULT_CSS = """StatusBar { height: 1; background: $panel; color: $text; padding: 0 1;
+                                 text-wrap: nowrap; text-overflow: ellipsis; }"""
+
+
+def statement_of(problem: Problem) -> str:
+    """The statement as Markdown under its title (a built-in problem's starts with it)."""
+    text = problem.statement.strip()
+    return text if text.startswith("#") else f"# {problem.title}\n\n{text}"
+
+
+class EditorScreen(Screen):
+    BINDINGS = keys.bindings("screen")
+    DEFAULT_CSS = """
+    EditorScreen #main { height: 1fr; }
+    EditorScreen GhostEditor, EditorScreen GhostEditor:focus { width: 1fr; border: none; padding: 0; }
+    EditorScreen #statement { width: 44%; max-width: 72; border-left: solid $primary; padding: 0 1; }
+    EditorScreen #results { height: 40%; border-top: solid $primary; }
+    EditorScreen .hidden { display: none; }
+    EditorScreen GhostEditor .text-area--suggestion { color: $text-muted; text-style: italic; }
+    """
+
+    def __init__(self, opened: Opened, problem: Problem | None) -> None:
+        super().__init__()
+        self.opened = opened
+        self.problem = problem
+        self.saved_text = opened.text
+        self._disk = opened.disk  # what the file was when read: a save checks it still is
+        self.recovery = Recovery(opened.path)
+        self._recovered_text: str | None = None  # what the recovery copy holds now
+        self.session = 0
+        self.errors = ""      # the last error, for the status bar
+        self.notice = ""      # the last thing done (saved, tests), for the status bar
+        self.latency_ms: float | None = None
+        self._debounce: Timer | None = None
+        self._request = 0     # the id of the latest suggestion request; older answers are stale
+        self._cancel: threading.Event | None = None
+
+    # ------------------------------------------------------------------ layout
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="main"):
+            yield GhostEditor(self.opened.text, id="editor")
+            with VerticalScroll(id="statement", classes="" if self.problem else "hidden"):
+                if self.problem:
+                    yield Markdown(statement_of(self.problem))
+        yield TestResults(id="results", classes="hidden")
+        yield StatusBar(id="status")
+        yield Footer()
+
+    @property
+    def editor(self) -> GhostEditor:
+        return self.query_one(GhostEditor)
+
+    @property
+    def dirty(self) -> bool:
+        return self.editor.text != self.saved_text
+
+    def on_mount(self) -> None:
+        self.editor.recorder = self._record
+        self.editor.focus()
+        if self.app.size.width < NARROW:  # the code first; F3 shows the statement
+            self.query_one("#statement").add_class("hidden")
+        # What the screen built (the statement's Markdown mounts in the background): out of
+        # the collector's sight too, once it is there. Cheap without a collection.
+        self.set_timer(0.5, freeze_heap)
+        self.set_interval(RECOVERY_EVERY_S, self.write_recovery)
+        if self.opened.read_only:
+            self.notice = "read-only file: you can edit, but saving will fail"
+        found = self.recovery.read()
+        if found is not None and found.text != self.opened.text:
+            self.app.push_screen(restore_question(self.opened.path.name, found.saved_at), self._restored)
+        else:
+            self.recovery.clear()  # nothing new in it
+            self._start_session()
+        self.call_after_refresh(self.refresh_status)
+
+    def _restored(self, answer: str | None) -> None:
+        if answer == "restore":
+            found = self.recovery.read()
+            if found is not None:
+                # Loaded before the session starts: the session's start text is the restored
+                # text, so the log replays from it. Unsaved, so dirty, and kept in recovery.
+                self.editor.load_text(found.text)
+                self._recovered_text = found.text
+                self.notice = "restored the unsaved text (not saved yet: Ctrl+S)"
+        else:
+            self.recovery.clear()
+        self._start_session()
+        self.refresh_status()
+
+    def _start_session(self) -> None:
+        s = self.app.settings
+        log = self.app.interactions
+        try:
+            self.session = log.start_session(self.opened.path, s.model, s.policy_label, s.eta,
+                                             self.editor.text)
+        except LogUnavailable as e:
+            self._log_off(e)
+
+    # ------------------------------------------------------------------ the log
+    def _record(self, kind: str, fields: dict[str, Any]) -> int:
+        if not self.session:
+            return 0  # before the session starts (a restore being loaded): nothing to log
+        try:
+            return self.app.interactions.event(self.session, kind, **fields)
+        except LogUnavailable as e:
+            self._log_off(e)
+            return 0
+
+    def _log_off(self, e: Exception) -> None:
+        self.app.interactions = NullLog(f"logging off: {e}")
+        self.refresh_status()
+
+    # ------------------------------------------------------------------ suggestions
+    def on_text_area_changed(self, event: GhostEditor.Changed) -> None:
+        self.schedule_suggestion()
+        self.refresh_status()
+
+    def on_text_area_selection_changed(self, event: GhostEditor.SelectionChanged) -> None:
+        self.schedule_suggestion()
+        self.refresh_status()
+
+    def on_ghost_editor_accepted(self, event: GhostEditor.Accepted) -> None:
+        self.refresh_status()
+
+    def schedule_suggestion(self) -> None:
+        """(Re)start the pause timer; a request in flight for an older state is now stale."""
+        if self._debounce is not None:
+            self._debounce.stop()
+        self._request += 1
+        if self._cancel is not None:
+            self._cancel.set()
+            self._cancel = None
+        if self.app.coach is not None and self.app.settings.suggestions:
+            delay = self.app.settings.delay_s
+            if delay > 0:
+                self._debounce = self.set_timer(delay, self._ask)
+            else:  # set_timer(0) never fires in Textual 8 (its timer divides by the interval)
+                request = self._request
+                self.call_later(lambda: request == self._request and self._ask())
+
+    def _ask(self) -> None:
+        editor = self.editor
+        coach = self.app.coach
+        if coach is None or not self.app.settings.suggestions or editor.ghost is not None:
+            return
+        if not editor.selection.is_empty or not editor.has_focus:
+            return
+        text, offset = editor.text, editor.cursor_offset
+        ctx = Context(text[:offset], text[offset:])
+        self._request += 1
+        self._cancel = threading.Event()
+        self._record("suggestion_requested", {"offset": offset})
+        self._suggest(coach, ctx, self._request, self._cancel)
+
+    @work(thread=True, group="suggest", exit_on_error=False)
+    def _suggest(self, coach, ctx: Context, request: int, cancel: threading.Event) -> None:
+        try:
+            suggestion = coach.suggest(ctx, cancel)
+        except CoachError as e:
+            self.app.call_from_thread(self._failed, request, str(e))
+        except Exception as e:  # a model must never take the editor down
+            self.app.call_from_thread(self._failed, request, f"{type(e).__name__}: {e}")
+        else:
+            self.app.call_from_thread(self._arrived, request, ctx, suggestion)
+
+    def _arrived(self, request: int, ctx: Context, suggestion: Suggestion) -> None:
+        if request != self._request or not self.app.settings.suggestions:
+            return  # the person typed or moved since: this answer is for another state
+        editor = self.editor
+        self.latency_ms = 1000 * suggestion.latency_s
+        if editor.text != ctx.prefix + ctx.suffix or editor.cursor_offset != len(ctx.prefix):
+            return
+        self.errors = ""
+        if suggestion.text:
+            editor.show_ghost(suggestion)
+        self.refresh_status()
+
+    def _failed(self, request: int, message: str) -> None:
+        self.errors = message
+        self.refresh_status()
+
+    def action_toggle_suggestions(self) -> None:
+        s = self.app.settings
+        s.suggestions = not s.suggestions
+        if not s.suggestions:
+            self.editor.dismiss_ghost("off")
+        self.schedule_suggestion()
+        self.refresh_status()
+
+    # ------------------------------------------------------------------ files
+    def action_save(self, overwrite: bool = False) -> None:
+        text = self.editor.text
+        o = self.opened
+        try:
+            n = save_atomic(o.path, text, newline=o.newline, bom=o.bom, mode=o.mode,
+                            expect=ANY if overwrite else self._disk)
+        except ChangedOnDisk as e:
+            self.app.push_screen(changed_question(str(e)), self._changed_answer)
+            return
+        except SaveFailed as e:
+            self.errors = str(e)
+            self.refresh_status()
+            return
+        self._disk = hashlib.sha256(encoded(text, o.newline, o.bom)).hexdigest()
+        self.saved_text = text
+        self.errors = ""
+        self.notice = f"saved {n} bytes"
+        self.recovery.clear()
+        self._recovered_text = None
+        self._record("save", {"path": str(o.path), "bytes": n})
+        self.refresh_status()
+
+    def _changed_answer(self, answer: str | None) -> None:
+        if answer == "overwrite":
+            self.action_save(overwrite=True)
+        elif answer == "reload":
+            try:
+                opened = open_file(self.opened.path)
+            except FileRefused as e:
+                self.errors = str(e)
+            else:
+                # The log replays a session from its start text: a reload ends one and starts
+                # the next from the text on disk.
+                self.close()
+                self.session = 0
+                self.opened, self.saved_text, self._disk = opened, opened.text, opened.disk
+                self.editor.load_text(opened.text)
+                self._start_session()
+                self.errors, self.notice = "", "reloaded from disk"
+                self.recovery.clear()
+        self.refresh_status()
+
+    def write_recovery(self) -> None:
+        """Keep the unsaved text where a crash cannot take it (every few seconds)."""
+        text = self.editor.text
+        if not self.dirty or text == self._recovered_text:
+            return
+        try:
+            self.recovery.write(text)
+            self._recovered_text = text
+        except SaveFailed as e:
+            self.errors = f"recovery copy: {e}"
+            self.refresh_status()
+
+    async def action_quit(self) -> None:
+        if not self.dirty:
+            self.close()
+            self.app.exit()
+            return
+        self.app.push_screen(quit_question(self.opened.path.name), self._quit_answer)
+
+    def _quit_answer(self, answer: str | None) -> None:
+        if answer == "save":
+            self.action_save()
+            if self.dirty:
+                return  # the save failed: the status bar says why; stay
+        elif answer != "discard":
+            return
+        self.recovery.clear()
+        self.close()
+        self.app.exit()
+
+    def close(self) -> None:
+        """End the session (the log keeps the final buffer, saved or not)."""
+        if self._cancel is not None:
+            self._cancel.set()
+        try:
+            self.app.interactions.end_session(self.session, self.editor.text)
+        except LogUnavailable:
+            pass
+
+    # ------------------------------------------------------------------ problems
+    def action_toggle_statement(self) -> None:  # only for a problem: check_action
+        self.query_one("#statement").toggle_class("hidden")
+
+    def action_toggle_results(self) -> None:
+        self.query_one("#results").toggle_class("hidden")
+
+    def action_run_tests(self) -> None:  # only for a problem: check_action
+        if self.query_one(TestResults).run(self.editor.text, self.problem):
+            self.notice = f"running {len(self.problem.tests)} tests…"
+        else:
+            self.notice = "the tests are already running"
+        self.refresh_status()
+
+    def on_test_results_finished(self, event: TestResults.Finished) -> None:
+        report = event.report
+        if report is None:
+            self.errors = event.error
+            self.notice = ""
+            self.refresh_status()
+            return
+        n, total = report.n_passed, len(report.results)
+        self.notice = f"tests: {n}/{total} passed" + (" ✔" if report.passed else "")
+        self._record("test_run", {"passed": report.passed, "n_passed": n, "n_tests": total,
+                                  "verdicts": [r.verdict.value for r in report.results],
+                                  "wall_s": round(report.wall_s, 3)})
+        self.refresh_status()
+
+    # ------------------------------------------------------------------ status
+    def action_help(self) -> None:
+        self.app.push_screen(HelpScreen())
+
+    def refresh_status(self) -> None:
+        try:
+            bar, editor = self.query_one(StatusBar), self.editor
+        except NoMatches:  # called before the screen is composed: on_mount draws it
+            return
+        app, s = self.app, self.app.settings
+        row, col = editor.cursor_location
+        name = self.opened.path.name + (" ●" if self.dirty else "")
+        parts: list[Any] = [(name, "bold"), f"  {row + 1}:{col + 1}  "]
+        if app.coach is not None:
+            parts.append((app.coach.model, "cyan"))
+            parts.append(f" · {s.policy_label}")
+            if not s.suggestions:
+                parts.append((" · off (F2)", "yellow"))
+        else:
+            parts.append((app.model_status, "yellow"))
+        if self.latency_ms is not None:
+            parts.append(f"  {self.latency_ms:.0f} ms")
+        parts.append(f"  accepted {editor.accepts}")
+        # The long messages last, so that a long path cuts only itself.
+        if self.errors:
+            parts.append(("  " + self.errors, "bold red"))
+        elif self.notice:
+            parts.append(("  " + self.notice, "green"))
+        if app.interactions.reason:
+            parts.append(("  " + app.interactions.reason, "yellow"))
+        if app.coach is None and app.model_error:
+            parts.append(("  " + app.model_error, "yellow"))
+        bar.update(Text.assemble(*parts), layout=False)  # one row, fixed by CSS: no re-layout per key
+
+    def check_action(self, action: str, parameters: tuple) -> bool | None:
+        """The problem keys exist only for a built-in problem (and leave the footer otherwise)."""
+        if action in ("toggle_statement", "run_tests", "toggle_results") and self.problem is None:
+            return False
+        return True
+
+
+def freeze_heap(collect: bool = False) -> None:
+    """Move what start-up created (Textual, llama.cpp, numpy: ~200k objects) out of the
+    garbage collector's sight. Otherwise a full collection scans them all, 50-150 ms with the
+    event loop stopped, and the keys typed meanwhile wait (bench/tui.py measured it).
+    `collect`: first collect what is already garbage (~100 ms: only at start, before typing)."""
+    if collect:
+        gc.collect()
+    gc.freeze()
