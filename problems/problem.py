@@ -7,6 +7,7 @@ LiveCodeBench and the functions of a person's own files (problems/datasets.py lo
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -61,6 +62,12 @@ class Problem:
             raise ValueError(f"problem {self.id}: a match problem needs its reference")
         if self.kind in ("functional", "check") and not self.func_name:
             raise ValueError(f"problem {self.id}: a {self.kind} problem needs func_name")
+
+    @property
+    def file_stem(self) -> str:
+        """The name of the file its code is kept in, less ".py": the id, with what a file name
+        cannot hold as "_" ("HumanEval/3": HumanEval_3.py)."""
+        return re.sub(r"[^\w.-]", "_", self.id)
 
     def limits(self) -> Limits:
         # lcb_runner gives a program (timeout + 1) s per test + 5 s in all; the judge's 120 s

@@ -18,7 +18,6 @@ import argparse
 import csv
 import dataclasses
 import json
-import re
 import sys
 from datetime import datetime, timezone
 
@@ -141,7 +140,7 @@ def prepare(args: argparse.Namespace):
         return settings, None, None
     # With no FILE, a problem's own file: the built-in starter, or ID.py here ("HumanEval/3":
     # HumanEval_3.py), which starts from the problem's starter code until it is saved.
-    path = args.file or problem.starter_file or re.sub(r"[^\w.-]", "_", problem.id) + ".py"
+    path = args.file or problem.starter_file or f"{problem.file_stem}.py"
     try:
         opened = open_file(path)
     except FileRefused as e:
