@@ -130,6 +130,21 @@ def check_limit(limit: int | None) -> None:
         raise ProblemsError(f"limit: {limit} problems? Give at least 1, or no limit")
 
 
+def as_row(row: object) -> dict:
+    """A row of `rows` as a dict; ValueError says why it is not one (a line that was not JSON
+    comes as its message)."""
+    if not isinstance(row, dict):
+        raise ValueError(row if isinstance(row, str) else "a row is not a JSON object")
+    return row
+
+
+def bad_row(out: ProblemSet, folder: Path, where: str, reason: str, strict: bool) -> None:
+    """A malformed row: the load stops on it (strict), or it is listed in `out.skipped`."""
+    if strict:
+        raise ProblemsError(f"{folder / where}: {reason} (strict=False skips such rows)")
+    out.skipped.append(Skipped(where, reason))
+
+
 def rows(path: Path) -> Iterator[tuple[str, object]]:
     """(where, row) for every row of a .jsonl(.gz) or .parquet file; a row that is not JSON comes as
     its error message, so that the caller decides whether to stop or skip."""

