@@ -1,4 +1,4 @@
-"""Labelling speed and memory: finetune/labels.py's labellers against a reference-style labeller
+"""Labelling speed and memory: finetune/estimator.py's labellers against a reference-style labeller
 and the bare forward pass (the tiny memorizer, CPU), the same on real estimators, and a whole
 labelling run end to end on 1.24 MB of the standard library.
 
@@ -42,7 +42,7 @@ alike; one pass each, after an untimed warm-up of each on the two shortest files
    then `label(.., "empower", η)` at η = 0.32, 1 and 4 bits. Its time includes encoding and
    choosing the states (its own work; the others are handed them, which favours them).
 2. `chat`: `Estimator(..., "chat")`: `score_many` over the group's files, as
-   finetune/dataset.py calls it (on the CPU each file's states share their prompt's start:
+   finetune/label.py calls it (on the CPU each file's states share their prompt's start:
    one KV cache, cropped back for each state; a continuation is read 8 tokens first and on
    only while its NLL is under the largest η, 4 bits, as the dataset does for the empower
    rule) + the same labels.
@@ -123,8 +123,8 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 import transformers  # noqa: E402
 
-from finetune.dataset import LabelConfig, Source, label_corpus  # noqa: E402
-from finetune.labels import CAP, Estimator, RawPass, Scored, State, choose_states, label  # noqa: E402
+from finetune.label import LabelConfig, Source, label_corpus  # noqa: E402
+from finetune.estimator import CAP, Estimator, RawPass, Scored, State, choose_states, label  # noqa: E402
 from finetune.machine import dtype_name, model_dtype  # noqa: E402
 from tests.models import build  # noqa: E402
 
@@ -318,7 +318,7 @@ def labellers_of(raw: Estimator, kinds, batch: int, suffix: str = "") -> list[La
     m, t = raw.model, raw.tokenizer
     made = {"raw": raw, "bare": raw}
     if {"chat", "batched", "reference", "capped"} & set(kinds):
-        # As finetune/dataset.py sets it when the empower rule alone is asked for: reading stops past
+        # As finetune/label.py sets it when the empower rule alone is asked for: reading stops past
         # the largest η (the labels at every η are unchanged; the check below compares them).
         made["chat"] = Estimator(m, t, "chat", share_prompts=True, stop_bits=max(ETAS))
         made["batched"] = Estimator(m, t, "chat", batch_size=batch, share_prompts=False)
@@ -735,7 +735,7 @@ def parse_args(argv=None):
     parser.add_argument("--k", type=int, default=8, help="states per file")
     parser.add_argument("--batch", type=int, default=8, help="the chat labeller's batch size")
     parser.add_argument("--group", type=int, default=16,
-                        help="files scored together by score_many (finetune/dataset.py groups 16)")
+                        help="files scored together by score_many (finetune/label.py groups 16)")
     parser.add_argument("--test-models", type=Path, default=ROOT / ".cache/test-models")
     parser.add_argument("--estimator", metavar="SPEC", help="a real model instead of the memorizer (e.g. smollm2-135m)")
     parser.add_argument("--dtype", choices=["auto", *DTYPES], default="auto",

@@ -29,7 +29,7 @@ class Arm:
 
     @property
     def dataset(self) -> str:
-        """The labelled dataset a trained arm learns from (finetune.dataset.dataset_name)."""
+        """The labelled dataset a trained arm learns from (finetune.label.dataset_name)."""
         return self.key
 
     def assistant(self, base: str, prefix: str) -> str:

@@ -270,7 +270,7 @@ def _check(root: Path, rel: str, lang: str, max_bytes: int, redact: bool) -> Sou
     if not stat.S_ISREG(before.st_mode):  # a FIFO would block an open(); a device has no end
         return Skipped(rel, "unreadable", f"not a regular file ({_file_kind(before.st_mode)})")
     if before.st_size > max_bytes:
-        return Skipped(rel, "too large", f"{_size(before.st_size)}, limit {_size(max_bytes)}")
+        return Skipped(rel, "too large", f"{size_text(before.st_size)}, limit {size_text(max_bytes)}")
     try:
         data = _read_bytes(path, max_bytes + 1)
         after = path.stat()
@@ -351,7 +351,7 @@ def _oserror(e: OSError) -> str:
     return e.strerror or str(e)
 
 
-def _size(n: int) -> str:
+def size_text(n: int) -> str:
     return f"{n} bytes" if n < 1000 else f"{n / 1000:.0f} kB" if n < 1_000_000 else f"{n / 1e6:.1f} MB"
 
 
@@ -378,37 +378,3 @@ def _minified(rel: str, text: str) -> tuple[str, str] | None:
     if sum(lengths) / len(lengths) > 300:
         return "minified", f"lines of {sum(lengths) // len(lengths)} characters on average"
     return None
-
-
-# --- report ----------------------------------------------------------------------------------
-
-def print_report(corpus: Corpus, console, count_tokens: Callable[[str], int] | None = None,
-                 listed: int = 20) -> None:
-    """A table of the files kept (per language: files, lines, bytes, tokens where count_tokens is
-    given) and skipped (per reason), then the first `listed` skipped paths with their details."""
-    from rich.markup import escape
-    from rich.table import Table
-
-    how = "git ls-files" if corpus.source == "git" else "a walk with .gitignore"
-    table = Table(title=escape(str(corpus.root)), caption=f"listed by {how}")
-    for column in ("", "files", "lines", "bytes") + (("tokens",) if count_tokens else ()):
-        table.add_column(column, justify="left" if not column else "right")
-    by_lang: dict[str, list[SourceFile]] = {}
-    for f in corpus.files:
-        by_lang.setdefault(f.lang, []).append(f)
-    for lang, files in by_lang.items():
-        lines = sum(len(f.text.splitlines()) for f in files)
-        row = [f"kept: {lang}", str(len(files)), f"{lines:,}", _size(sum(len(f.text.encode()) for f in files))]
-        table.add_row(*row, *([f"{sum(count_tokens(f.text) for f in files):,}"] if count_tokens else []))
-    for reason, n in corpus.counts().items():
-        table.add_row(f"skipped: {reason}", str(n), *[""] * (2 + bool(count_tokens)))
-    console.print(table)
-    if redacted := sum(f.redacted for f in corpus.files):
-        console.print(f"{redacted} secrets redacted in {sum(bool(f.redacted) for f in corpus.files)} files")
-    if corpus.skipped and listed:
-        detail = Table("skipped", "reason", "detail", box=None)
-        for s in corpus.skipped[:listed]:
-            detail.add_row(escape(s.rel), s.reason, escape(s.detail))
-        console.print(detail)
-        if len(corpus.skipped) > listed:
-            console.print(f"... and {len(corpus.skipped) - listed} more")

@@ -83,7 +83,7 @@ def make(config, files, train_config, saved: dict | None) -> tuple[RunPlan, dict
     from transformers import AutoConfig, AutoTokenizer
 
     from coach import prompts
-    from finetune.labels import CAP, choose_states, window_chars
+    from finetune.estimator import CAP, choose_states, window_chars
     from finetune.machine import this_machine
     from finetune.schedule import MemoryTooSmall, choose, peak_memory, probe_lengths
     from finetune.schedule import probe
@@ -92,7 +92,7 @@ def make(config, files, train_config, saved: dict | None) -> tuple[RunPlan, dict
 
     base = resolve_base(config.base)
     shape = model_shape(base.path, train_config.rank)
-    machine = this_machine()  # what it cannot hold at all was refused before the scan (pipeline.configure)
+    machine = this_machine()  # what it cannot hold at all was refused before the scan (finetune/run_config.py: configure)
 
     # the states, as the labeller will choose them
     estimator_path = _hf_path(config.estimator)

@@ -1,6 +1,6 @@
 """The data of a training run: the examples it reads, and the files it writes.
 
-A labelled dataset (finetune/dataset.py) in, token ids and labels out.
+A labelled dataset (finetune/label.py) in, token ids and labels out.
 
 What is trained is what coach serves: each row's state goes through `coach.prompts.build` (the
 window of code before the cursor; in the chat format the model's own chat template and the

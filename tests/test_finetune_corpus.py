@@ -18,6 +18,7 @@ from rich.console import Console
 
 from finetune import corpus
 from finetune.corpus import ScanError, Skipped, find_secrets, redact_secrets, scan
+from finetune.scan import print_report
 
 ROOT = Path(__file__).resolve().parent.parent
 needs_git = pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
@@ -61,7 +62,7 @@ def skip_of(found, rel: str) -> Skipped:
 def test_the_default_runs_directory_in_the_code_is_not_read_as_code(with_git, tmp_path):
     """`empower-finetune .` run from the code's own directory puts empower-runs/ there; a second
     scan must not learn from what the first one wrote (an exported model's scripts, a data dir)."""
-    from finetune.pipeline import RUNS, keep_out_of_git
+    from finetune.run_config import RUNS, keep_out_of_git
 
     write(tmp_path, "app.py")
     if with_git:
@@ -490,10 +491,10 @@ def test_progress_and_report(tmp_path):
     found = scan(tmp_path, progress=lambda done, total: calls.append((done, total)))
     assert calls[0] == (0, 3) and calls[-1] == (3, 3)
     console = Console(record=True, width=120)
-    corpus.print_report(found, console, count_tokens=lambda text: len(text.split()))
+    print_report(found, console, count_tokens=lambda text: len(text.split()))
     out = console.export_text()
     assert "kept: python" in out and "skipped: binary" in out and "skipped: secret" in out
     assert "tokens" in out and " 6 " in out and "[odd].py" in out and PASSWORD not in out
     console = Console(record=True, width=120)
-    corpus.print_report(scan(tmp_path, redact=True), console)
+    print_report(scan(tmp_path, redact=True), console)
     assert "1 secrets redacted in 1 files" in console.export_text()

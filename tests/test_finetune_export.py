@@ -288,8 +288,9 @@ def test_the_pipeline_skips_q4_k_m_without_llama_cpp_and_registers_what_there_is
 
     from coach import registry
     from finetune import export, pipeline
+    from finetune.run_config import PipelineConfig
 
-    config = pipeline.PipelineConfig(str(run), str(open_run(run).base_dir), str(open_run(run).base_dir), name="p")
+    config = PipelineConfig(str(run), str(open_run(run).base_dir), str(open_run(run).base_dir), name="p")
     real = export.can_quantize
     monkeypatch.setattr(export, "can_quantize", lambda quant: quant != "q4_k_m")
     stages = pipeline.Pipeline(config, run, Console(file=io.StringIO()))

@@ -48,8 +48,8 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 def label(test_models, root: Path, fmt: str = "completion") -> Path:
     """A dataset made by the real labeller from a directory of real code."""
     from finetune import corpus
-    from finetune.dataset import LabelConfig, Source, label_corpus
-    from finetune.labels import Estimator
+    from finetune.label import LabelConfig, Source, label_corpus
+    from finetune.estimator import Estimator
 
     code = root / "code"
     code.mkdir(parents=True, exist_ok=True)

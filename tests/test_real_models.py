@@ -71,7 +71,7 @@ def installed(tmp_path_factory):
 @pytest.fixture(scope="module")
 def estimator(installed):
     """The built-in estimator, on the CPU in float32 (as the independent computation below)."""
-    from finetune.labels import Estimator
+    from finetune.estimator import Estimator
 
     return Estimator.load(NAME, "raw", device="cpu")
 
@@ -164,7 +164,7 @@ def independent_labels(hf_dir: Path, text: str, cuts: list[int], etas, cap: int)
 
 
 def test_labels_of_a_real_file_are_an_independent_i_star(installed, estimator):
-    from finetune.labels import choose_states, label
+    from finetune.estimator import choose_states, label
 
     text = (STDLIB / f"{LABEL_FILE}.py").read_text()[:LABEL_CHARS]
     ids, offsets = estimator.encode(text)
@@ -206,7 +206,7 @@ def trained(installed, estimator, tmp_path_factory):
     from rich.console import Console
 
     from finetune import corpus
-    from finetune.dataset import LabelConfig, Source, label_corpus
+    from finetune.label import LabelConfig, Source, label_corpus
     from finetune.train import TrainConfig, train
 
     root = tmp_path_factory.mktemp("lora")
@@ -301,7 +301,7 @@ def test_a_real_run_stays_under_the_peak_memory_its_plan_states(installed, estim
     import sys
 
     from finetune import corpus
-    from finetune.dataset import LabelConfig, Source, label_corpus
+    from finetune.label import LabelConfig, Source, label_corpus
 
     code = tmp_path / "code"
     code.mkdir()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from finetune.labels import DEFAULT_ETA
+from finetune.estimator import DEFAULT_ETA
 
 pytest.importorskip("torch")
 
@@ -128,7 +128,7 @@ def test_bad_input_gets_one_line_and_exit_2(tmp_path, test_models, case):
 def test_the_chat_estimator_stops_reading_only_when_every_rule_allows_it():
     """Cutting continuations at the largest η is safe for the empower rule alone; the SFT rules
     need every token, so their shards are read whole and are never shared with cut ones."""
-    from finetune.dataset import LabelConfig
+    from finetune.label import LabelConfig
 
     cut = LabelConfig("m", "chat", rules=("empower",), etas=(0.32, 4.0))
     whole = LabelConfig("m", "chat", rules=("empower", "sft-10"), etas=(0.32, 4.0))

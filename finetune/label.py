@@ -14,6 +14,7 @@ Each dataset is `DATASET_DIR/RULE[-etaX]/data.jsonl`, a row per example, and `ma
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import os
@@ -25,7 +26,8 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from coach.atomic import write_json
-from finetune.labels import CAP, DEFAULT_ETA, Estimator, Scored, State, choose_states, label
+from finetune.estimator import CAP, DEFAULT_ETA, Estimator, Scored, State, choose_states, label
+from finetune.scan import corpus_options, fail, load_corpus
 
 FILES_PER_GROUP = 16
 BINS = ((0, 0), (1, 1), (2, 4), (5, 8), (9, 16), (17, 32), (33, 64), (65, 10**9))
@@ -51,7 +53,7 @@ class LabelConfig:
     def fingerprint(self) -> str:
         """What the shards depend on (not the rules or η: those are applied afterwards, except
         that the continuations are cut at stop_bits)."""
-        # "served-window": states are read with the editor's window (labels.py), not the model's
+        # "served-window": states are read with the editor's window (estimator.py), not the model's
         # whole context as before; shards made the old way are not reused.
         parts = [self.estimator, self.framing, self.k, self.where, self.seed, self.cap, "served-window"]
         if (stop := self.stop_bits()) is not None:
@@ -209,3 +211,94 @@ def _manifest(rows: list[dict], config: LabelConfig, rule: str, eta: float | Non
         "source_tokens": summary.tokens, "seconds": round(summary.seconds, 3),
         "tokens_per_s": round(summary.tokens / summary.seconds, 1) if summary.seconds else None,
     }
+
+
+# ---------------------------------------------------------------- the command
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="empower-finetune label",
+        description="Label states of your code: the longest continuation whose cumulative NLL "
+                    "under the estimator stays below η bits (rule empower), or the next N tokens "
+                    "(sft-N), or 1..30 of them (sft-rand).")
+    corpus_options(parser)
+    parser.add_argument("--estimator", default="smollm2-135m", metavar="SPEC",
+                        help="the pretrained model that measures what is obvious (a transformers model or a "
+                             "built-in one; default smollm2-135m)")
+    parser.add_argument("--framing", choices=["raw", "chat"], default="raw",
+                        help="raw: the estimator reads plain code (one pass per file); chat: a "
+                             "'finish this code' conversation per state, as in the paper")
+    parser.add_argument("--eta", type=float, nargs="+", default=[DEFAULT_ETA], metavar="BITS",
+                        help=f"η in bits, one dataset each (default {DEFAULT_ETA:g})")
+    parser.add_argument("--rule", nargs="+", default=["empower"], metavar="RULE",
+                        help="empower, sft-N (e.g. sft-10 sft-20), sft-rand (default: empower)")
+    parser.add_argument("--k", type=int, default=8, help="states per file (default 8)")
+    parser.add_argument("--where", choices=["uniform", "pauses"], default="uniform",
+                        help="cut uniformly over the file's tokens, or only where a person pauses")
+    parser.add_argument("--format", choices=["completion", "chat"], default=None,
+                        help="the prompt format of the model to be trained (default: completion)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", required=True, metavar="DATASET_DIR")
+    args = parser.parse_args(argv)
+
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from coach.types import CoachError
+    from coach.progress import Milestones
+    from finetune import corpus
+    from finetune.estimator import RULES
+
+    for rule in args.rule:
+        if rule not in RULES and not (rule.startswith("sft-") and rule[4:].isdigit() and int(rule[4:]) > 0):
+            return fail(f"unknown rule {rule!r}: use {', '.join(RULES)} (or sft-N)")
+    if any(eta <= 0 for eta in args.eta):
+        return fail("η must be a positive number of bits")
+    if args.k < 1:
+        return fail("--k must be at least 1")
+    console = Console(stderr=True)
+    try:
+        found = load_corpus(args, console)
+    except corpus.ScanError as e:
+        return fail(str(e))
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # tqdm's "Loading weights" bar would cut into the status line, or a log
+    try:
+        with console.status(f"loading the estimator {args.estimator}…"):
+            estimator = Estimator.load(args.estimator, args.framing)
+    except (CoachError, ValueError, OSError) as e:
+        return fail(f"the estimator does not load: {e}")
+    config = LabelConfig(args.estimator, args.framing, args.format or "completion", tuple(args.rule),
+                         tuple(args.eta), args.k, args.where, args.seed)
+    sources = [Source(f.rel, f.text, f.sha256) for f in found.files]
+    out = Path(args.out)
+    lines = None if console.is_terminal else Milestones(console, "labelling")  # a file: lines, not a bar
+
+    def progress(n, total, rel):
+        bar.update(task, completed=n, total=total, description=rel)
+        if lines:
+            lines.update(n, total, rel, " files")
+
+    with Progress(TextColumn("labelling"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  TextColumn("{task.description}"), console=console) as bar:
+        task = bar.add_task("", total=None)
+        summary = label_corpus(sources, estimator, config, out, progress=progress)
+    print_summary(summary, out, Console())
+    return 0
+
+
+def print_summary(summary, out: Path, console) -> None:
+    from rich.table import Table
+
+    if not summary.datasets:  # a rank other than 0: rank 0 writes the datasets
+        console.print(f"scored {summary.files} files' share in {summary.seconds:.1f} s")
+        return
+    table = Table(title=f"{summary.files} files, {summary.tokens:,} tokens in {summary.seconds:.1f} s "
+                        f"({summary.tokens / max(summary.seconds, 1e-9):,.0f} tokens/s"
+                        + (f"; {summary.resumed} from an earlier run" if summary.resumed else "") + ")")
+    for column in ("dataset", "examples", "mean tokens", "empty", "path"):
+        table.add_column(column, justify="left" if column in ("dataset", "path") else "right")
+    for name, m in summary.datasets.items():
+        table.add_row(name, str(m["examples"]), f"{m['mean_completion_tokens']:.1f}",
+                      f"{100 * m['share_empty']:.0f}%", str(out / name / "data.jsonl"))
+    console.print(table)

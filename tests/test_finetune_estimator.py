@@ -11,7 +11,7 @@ torch = pytest.importorskip("torch")
 from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: E402
 
 from coach.policies import threshold_length  # noqa: E402
-from finetune.labels import (Estimator, Scored, State, are_stable, choose_states, label,  # noqa: E402
+from finetune.estimator import (Estimator, Scored, State, are_stable, choose_states, label,  # noqa: E402
                              literal_algorithm_1)
 
 ROOT = Path(__file__).resolve().parent.parent

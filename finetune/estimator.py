@@ -7,7 +7,7 @@ logit-threshold rule (the paper's Algorithm 1) is the longest continuation of th
 code whose cumulative negative log-likelihood under a pretrained estimator π̂ stays below η
 bits; the SFT baselines take the next N tokens, or a uniform 1..30.
 
-Two estimators, both exact against the literal Algorithm 1 loop (tests/test_finetune_labels.py):
+Two estimators, both exact against the literal Algorithm 1 loop (tests/test_finetune_estimator.py):
 - `raw`: π̂ reads a state as the editor serves it: the window of code before the cursor
   (`coach.prompts.window`, at the size the editor gives this model, `fitted_chars`), tokenized
   as the transformers backend tokenizes a completion prompt, then the file's own next tokens.
