@@ -174,7 +174,7 @@ def unsloth_here() -> str | None:
 
     if not torch.cuda.is_available():
         return "no CUDA GPU"
-    from finetune.train import probe_unsloth
+    from finetune.base_model import probe_unsloth
 
     return probe_unsloth()
 

@@ -87,7 +87,7 @@ def make(config, files, train_config, saved: dict | None) -> tuple[RunPlan, dict
     from finetune.machine import this_machine
     from finetune.schedule import MemoryTooSmall, choose, peak_memory, probe_lengths
     from finetune.schedule import probe
-    from finetune.train import load_model, load_tokenizer, model_context, model_shape, resolve_base
+    from finetune.base_model import load_model, load_tokenizer, model_context, model_shape, resolve_base
     from finetune.train_data import TrainError, ServedPrompts, split_by_source
 
     base = resolve_base(config.base)

@@ -125,8 +125,8 @@ def configure(args) -> tuple[PipelineConfig, Path]:
     from finetune import corpus
     from finetune.machine import this_machine
     from finetune.schedule import MemoryTooSmall, check_memory
-    from finetune.train import (TrainConfig, TrainError, load_tokenizer, model_context, model_shape, resolve_base,
-                                validate)
+    from finetune.base_model import load_tokenizer, model_context, model_shape, resolve_base
+    from finetune.train import TrainConfig, TrainError, validate
 
     code = Path(args.dir).expanduser()
     if not code.exists():

@@ -31,7 +31,8 @@ from coach import prompts  # noqa: E402
 from coach.backends.hf import HFBackend  # noqa: E402
 from coach.specs import resolve  # noqa: E402
 from coach.types import Context, Prompt, Request  # noqa: E402
-from finetune.train import TrainConfig, TrainError, choose_backend, lora_targets, main, pick_backend, train  # noqa: E402
+from finetune.base_model import choose_backend, lora_targets, pick_backend  # noqa: E402
+from finetune.train import TrainConfig, TrainError, main, train  # noqa: E402
 from finetune.train_data import IGNORE, ServedPrompts, encode_rows, read_rows, split_by_source  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -232,7 +232,7 @@ def test_lora_steps_lower_the_loss_and_the_gguf_export_loads_and_scores_as_trans
     from transformers import AutoTokenizer
 
     from finetune.cli import main as cli
-    from finetune.train import resolve_base
+    from finetune.base_model import resolve_base
     from finetune.train_data import ServedPrompts, encode_rows, read_rows
 
     # The loss on the training examples, encoded as train() encodes them, before and after.
