@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from finetune.gguf_export import UnsupportedModelError, bpe_pre_tokenizer, write_gguf
+from finetune.gguf_export import UnsupportedModelError, write_gguf
+from finetune.gguf_vocab import bpe_pre_tokenizer
 from finetune.gguf_lora import write_gguf_lora
 from tests.logprobs import cpp_logprobs, hf_logprobs, load_hf
 
