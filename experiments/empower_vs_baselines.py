@@ -35,136 +35,24 @@ the commands a person runs.
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import hashlib
 import json
 import os
 import platform
 import shutil
 import signal
-import subprocess
 import sys
 import sysconfig
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from coach import atomic
 from coach.config import cache_dir
 from experiments.arms import ETAS, SFT_RULES, Arm, all_arms
+from experiments.runner import ROOT, Clock, ExperimentError, read_json, run, sha256, write_json
+from experiments.sizes import DEFAULT, FULL, QUICK, RECIPE, SCALE, Size, with_fields
 
-ROOT = Path(__file__).resolve().parent.parent
 STDLIB = Path(sysconfig.get_paths()["stdlib"])
-
-
-@dataclass(frozen=True)
-class Size:
-    """How big a run is. The default is sized for a 2-core CPU: about an hour here (labelling
-    ~4 minutes, training ~2 an arm, episodes ~50: docs/results.md has the measured stages).
-    --full has the same recipe (the same corpus, labels and trained models) and plays more."""
-    name: str
-    base: str = "smollm2-135m"  # the model trained and served (and the untrained arms' model)
-    estimator: str = "smollm2-135m"  # the pretrained model whose likelihoods make the labels
-    train_files: int = 40  # standard-library modules learnt from
-    train_bytes: tuple[int, int] = (2_500, 12_000)  # their sizes
-    episode_files: int = 18  # held-out modules whose functions are episodes (never labelled): 103 in all
-    episode_bytes: tuple[int, int] = (2_500, 7_500)  # under the editor's 8,000-character window
-    k: int = 4  # states per file (40 × 4: about twice the rows that training reads)
-    steps: int = 20  # optimizer steps, every trained arm
-    grad_accum: int = 4  # rows per step (one row per forward pass on a CPU)
-    # tokens per row: the end of the served prompt and the label (what empower-finetune plans
-    # for a CPU here: bench/train.py --pipeline)
-    max_length: int = 128
-    lr: float = 1e-3  # few steps: a LoRA that starts at zero needs a larger rate to move
-    humaneval_ids: str | None = "bench/humaneval-40.txt"  # the fixed 40 (None: humaneval_limit)
-    humaneval_limit: int | None = None
-    builtin_limit: int | None = None  # the built-in problems (None: all six)
-    files_limit: int | None = None  # functions of the held-out files per arm (None: all)
-    # at most, spread over each held-out file: 18 episodes an arm from 18 files (8: all 103
-    # functions of the 18, about an hour and a half here: --full)
-    files_per_file: int = 1
-    # all 164 for the best Empower arm and the best baseline (+7 min here: not in the default hour)
-    full_humaneval: bool = False
-    concurrency: int = 8  # episodes at once
-    # the files dataset's: a file's long start is read once per model in flight (then each of its
-    # functions reads on from the last: evals.episode.continues), so few models (llama.cpp
-    # generates on one thread of two here: two episodes at once use both cores)
-    files_concurrency: int = 2
-    llm_human: str | None = "gemma-3-270m"  # the built-in LLM human, for the best arm of each family
-    # the first N of the fixed 40 (an episode costs ~12 s of two servers here: 40 add ~25 min
-    # for the three arms, so none in the default hour; --set llm_problems=40)
-    llm_problems: int = 0
-    prefix: str = "evb"  # registered names: evb-empower-eta2, ...
-
-
-DEFAULT = Size("default")
-FULL = replace(DEFAULT, name="full", files_per_file=8, full_humaneval=True, llm_problems=40)
-QUICK = replace(DEFAULT, name="quick", train_files=4, train_bytes=(1_500, 4_000), episode_files=1,
-                episode_bytes=(1_500, 4_000), k=2, steps=2, grad_accum=2, max_length=64, humaneval_ids=None,
-                humaneval_limit=3, builtin_limit=2, files_limit=4, files_per_file=8, full_humaneval=False, concurrency=2,
-                llm_human=None, prefix="evbq")
-SCALE = replace(DEFAULT, name="scale", train_files=400, train_bytes=(2_000, 40_000), episode_files=60,
-                episode_bytes=(2_000, 30_000), k=16, steps=400, grad_accum=16, max_length=2048, lr=2e-4,
-                files_per_file=8, full_humaneval=True, concurrency=32, files_concurrency=32, llm_problems=40)
-
-
-# ---------------------------------------------------------------------------- running commands
-class ExperimentError(Exception):
-    """The experiment cannot go on: one line for a person."""
-
-
-def command(name: str) -> list[str]:
-    """A console script of this environment (the same interpreter's bin directory)."""
-    script = Path(sys.executable).parent / name
-    if script.is_file():
-        return [str(script)]
-    module = {"empower-finetune": "finetune.cli", "empower-evals": "evals.cli"}[name]
-    return [sys.executable, "-c", f"import sys; from {module} import main; sys.exit(main())"]
-
-
-def run(name: str, *args: str, log=None) -> None:
-    """Run one of Empower's commands, its output on ours (its own progress shows), and stop
-    the experiment with its last line if it fails. It is our child: it ends when we end."""
-    cmd = [*command(name), *map(str, args)]
-    print(f"$ {name} {' '.join(map(str, args))}", flush=True)
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT if log else None)
-    try:
-        rc = proc.wait()
-    except BaseException:  # Ctrl+C reaches it too (one process group); a SIGTERM to us is passed on
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        raise
-    if rc != 0:
-        raise ExperimentError(f"{name} {' '.join(map(str, args[:2]))} … failed (exit {rc}); its output is above")
-
-
-# ---------------------------------------------------------------------------- small files
-def write_json(path: Path, data) -> None:
-    atomic.write_json(path, data, indent=1)
-
-
-def read_json(path: Path, default=None):
-    return json.loads(path.read_text()) if path.is_file() else default
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-class Clock:
-    """Seconds per stage, summed over the invocations that worked on it (RESULTS/stages.json)."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        self.data = read_json(path, {"stages": {}, "runs": []})
-
-    def add(self, stage: str, seconds: float) -> None:
-        self.data["stages"][stage] = round(self.data["stages"].get(stage, 0.0) + seconds, 1)
-        write_json(self.path, self.data)
 
 
 # ---------------------------------------------------------------------------- stages
@@ -389,28 +277,6 @@ def best_of(results: Path, families: list[set[str]]) -> list[str]:
             for fam in families]
 
 
-def with_fields(size: Size, assignments: list[str]) -> Size:
-    """`FIELD=VALUE` assignments applied to a Size, each VALUE read as its field's type."""
-    fields = {f.name: f for f in dataclasses.fields(Size)}
-    changes = {}
-    for a in assignments:
-        name, sep, raw = a.partition("=")
-        if not sep or name not in fields or name == "name":
-            raise ValueError(f"{a!r}: give FIELD=VALUE with FIELD one of {', '.join(f for f in fields if f != 'name')}")
-        old = getattr(size, name)
-        if isinstance(old, bool):
-            if raw.lower() not in ("true", "false", "1", "0"):
-                raise ValueError(f"{name} is true or false, not {raw!r}")
-            changes[name] = raw.lower() in ("true", "1")
-        elif isinstance(old, tuple):
-            changes[name] = tuple(int(x) for x in raw.split(","))
-        elif old is None or isinstance(old, str):
-            changes[name] = None if raw.lower() == "none" else (int(raw) if raw.isdigit() and name != "base" else raw)
-        else:
-            changes[name] = type(old)(raw)
-    return replace(size, **changes)
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m experiments.empower_vs_baselines", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 2)[2])
@@ -469,13 +335,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("experiment: stopped; run the same command again to go on where it stopped", file=sys.stderr)
         return 130
-
-
-# The fields that decide what finished work is (the corpus, the labels, the trained models): a
-# run goes on only with the same. The others (problem counts, the optional stages, concurrency)
-# may change between invocations: a rerun plays what is missing.
-RECIPE = ("base", "estimator", "train_files", "train_bytes", "episode_files", "episode_bytes", "k", "steps",
-          "grad_accum", "max_length", "lr", "prefix")
 
 
 def check_recipe(s: Size, *configs: Path) -> None:

@@ -110,7 +110,7 @@ def test_quick_experiment_runs_every_arm_resumes_and_reports(test_models, tmp_pa
 
 @pytest.mark.parametrize("bad", ["nope=1", "steps", "full_humaneval=maybe", "name=big"])
 def test_a_size_field_is_changed_by_name_and_a_bad_one_is_refused(bad):
-    from experiments.empower_vs_baselines import DEFAULT, with_fields
+    from experiments.sizes import DEFAULT, with_fields
 
     s = with_fields(DEFAULT, ["files_per_file=4", "full_humaneval=false", "llm_problems=0", "lr=0.0005",
                               "humaneval_ids=none", "train_bytes=1000,2000"])
@@ -124,7 +124,8 @@ def test_a_size_field_is_changed_by_name_and_a_bad_one_is_refused(bad):
 def test_work_made_by_another_recipe_is_refused_in_one_line_and_left_alone(tmp_path, capsys):
     from dataclasses import asdict, replace
 
-    from experiments.empower_vs_baselines import DEFAULT, check_recipe, main
+    from experiments.empower_vs_baselines import check_recipe, main
+    from experiments.sizes import DEFAULT
 
     results, work = tmp_path / "results", tmp_path / "work"
     results.mkdir()
