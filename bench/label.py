@@ -124,7 +124,8 @@ import torch  # noqa: E402
 import transformers  # noqa: E402
 
 from finetune.label import LabelConfig, Source, label_corpus  # noqa: E402
-from finetune.estimator import CAP, Estimator, RawPass, Scored, State, choose_states, label  # noqa: E402
+from finetune.estimator import Estimator, RawPass  # noqa: E402
+from finetune.rules import CAP, Scored, State, choose_states, label  # noqa: E402
 from finetune.machine import dtype_name, model_dtype  # noqa: E402
 from tests.models import build  # noqa: E402
 

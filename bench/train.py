@@ -21,7 +21,7 @@
    smollm2-135m, qwen2.5-0.5b; a config.json directory; a cached Hub id), with the test tokenizer,
    for GPU timings without downloading weights.
 2. --pipeline: `python -m finetune.cli CODE` with every default (base and estimator smollm2-135m,
-   η finetune.estimator.DEFAULT_ETA) on the standard library's 45 smallest top-level modules of
+   η finetune.rules.DEFAULT_ETA) on the standard library's 45 smallest top-level modules of
    2.5-16 KB (286 KB; issue 17's "45 small files, about 290 KB"), in a subprocess with its own user directories and its
    output sent to a file, as `empower-finetune DIR > log` would be: the wall time and peak
    resident memory of the whole command (os.wait4, what `/usr/bin/time -v` reports), each

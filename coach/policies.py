@@ -57,7 +57,7 @@ def threshold_length(nll: Iterable[float], eta_bits: float) -> int:
     """The rule this project is about (the paper's Algorithm 1, i*): how many tokens make the
     longest prefix whose cumulative negative log-likelihood (nats per token) stays below η bits;
     0 when the first token alone reaches it. The one home of the rule: the threshold policy, the
-    early stop of a generation (coach/engine.py) and the labeller (finetune/estimator.py) call it."""
+    early stop of a generation (coach/engine.py) and the labeller (finetune/rules.py, finetune/estimator.py) call it."""
     limit, total, n = eta_bits * math.log(2), 0.0, 0
     for x in nll:
         total += x

@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from coach.atomic import write_json
-from finetune.estimator import CAP, DEFAULT_ETA, Estimator, Scored, State, choose_states, label
+from finetune.estimator import Estimator
+from finetune.rules import CAP, DEFAULT_ETA, Scored, State, choose_states, label
 from finetune.scan import corpus_options, fail, load_corpus
 
 FILES_PER_GROUP = 16
@@ -246,7 +247,7 @@ def main(argv: list[str]) -> int:
     from coach.types import CoachError
     from coach.progress import Milestones
     from finetune import corpus
-    from finetune.estimator import RULES
+    from finetune.rules import RULES
 
     for rule in args.rule:
         if rule not in RULES and not (rule.startswith("sft-") and rule[4:].isdigit() and int(rule[4:]) > 0):

@@ -83,7 +83,8 @@ def make(config, files, train_config, saved: dict | None) -> tuple[RunPlan, dict
     from transformers import AutoConfig, AutoTokenizer
 
     from coach import prompts
-    from finetune.estimator import CAP, choose_states, window_chars
+    from finetune.estimator import window_chars
+    from finetune.rules import CAP, choose_states
     from finetune.machine import this_machine
     from finetune.schedule import MemoryTooSmall, choose, peak_memory, probe_lengths
     from finetune.schedule import probe

@@ -12,7 +12,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from finetune.estimator import DEFAULT_ETA
+from finetune.rules import DEFAULT_ETA
 
 RUNS = Path("empower-runs")  # the default parent of RUN_DIR, in the current directory
 
@@ -39,7 +39,7 @@ class PipelineConfig:
 
 
 def valid_rule(rule: str) -> bool:
-    from finetune.estimator import RULES
+    from finetune.rules import RULES
 
     return rule in RULES or (rule.startswith("sft-") and rule[4:].isdigit() and int(rule[4:]) > 0)
 
@@ -134,7 +134,7 @@ def configure(args) -> tuple[PipelineConfig, Path]:
     if not code.is_dir():
         raise PipelineError(f"{args.dir}: not a directory")
     if not valid_rule(args.rule):
-        from finetune.estimator import RULES
+        from finetune.rules import RULES
 
         raise PipelineError(f"unknown rule {args.rule!r}: use {', '.join(RULES)} (or sft-N)")
     if args.eta <= 0:

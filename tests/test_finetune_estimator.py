@@ -11,8 +11,8 @@ torch = pytest.importorskip("torch")
 from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: E402
 
 from coach.policies import threshold_length  # noqa: E402
-from finetune.estimator import (Estimator, Scored, State, are_stable, choose_states, label,  # noqa: E402
-                             literal_algorithm_1)
+from finetune.estimator import Estimator, literal_algorithm_1  # noqa: E402
+from finetune.rules import Scored, State, are_stable, choose_states, label  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 CHATML = ("{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}\n{% endfor %}"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from finetune.estimator import DEFAULT_ETA
+from finetune.rules import DEFAULT_ETA
 
 pytest.importorskip("torch")
 

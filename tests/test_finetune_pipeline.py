@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from finetune.estimator import DEFAULT_ETA
+from finetune.rules import DEFAULT_ETA
 
 ROOT = Path(__file__).resolve().parent.parent
 NAME = f"code-eta{DEFAULT_ETA:g}"  # the default: the directory's name and η

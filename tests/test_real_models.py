@@ -164,7 +164,7 @@ def independent_labels(hf_dir: Path, text: str, cuts: list[int], etas, cap: int)
 
 
 def test_labels_of_a_real_file_are_an_independent_i_star(installed, estimator):
-    from finetune.estimator import choose_states, label
+    from finetune.rules import choose_states, label
 
     text = (STDLIB / f"{LABEL_FILE}.py").read_text()[:LABEL_CHARS]
     ids, offsets = estimator.encode(text)
