@@ -44,6 +44,8 @@ semaphore, so 4 seeds would be 4 calls of 6 episodes, never 8 in flight. Four fi
    episode in order, interleaved (off, on, then on, off), and the prompt tokens llama.cpp
    evaluated (the rest came from a KV cache). Target: affinity evaluates ≤ 0.85× the tokens
    (the count is deterministic; episodes/min is the same work with the noise of the machine).
+   On 2026-12-04 (2 cores, nothing else running; `python bench/evals.py --parts files`, ~2 min):
+   7,168 vs 8,798 prompt tokens, 0.81×; 28.8 vs 22.1 episodes/min, 1.30×; the same code played.
 
 6. --llm-human (not in the default --parts): the built-in gemma-3-270m human (completion mode)
    on the first --lh-problems of bench/humaneval-40.txt, no oracle anywhere, the assistant
