@@ -285,7 +285,8 @@ async def test_a_humaneval_problem_opens_in_its_own_file_and_f5_judges_it(tmp_pa
     app = EmpowerApp(opened, settings, problem)
     async with app.run_test(size=(120, 40)) as pilot:
         screen = await ready(pilot, app)
-        assert "below_zero" in str(screen.query_one("#statement Markdown").source)
+        shown = str(screen.query_one("#statement Markdown").source)
+        assert shown.startswith("# below_zero") and "```python\n>>> below_zero([1, 2, 3])\nFalse" in shown
         await pilot.press("f5")
         await until(pilot, lambda: "tests:" in status(screen), timeout=60, what="the test results")
         assert "tests: 0/1 passed" in status(screen)

@@ -41,9 +41,16 @@ class StatusBar(Static):
 
 
 def statement_of(problem: Problem) -> str:
-    """The statement as Markdown under its title (a built-in problem's starts with it)."""
+    """The statement as Markdown under its title (a built-in problem's is Markdown with it). A
+    docstring's examples (`>>> f(1)` and the answer under it) go in a code block: as Markdown,
+    each `>` would open a quote."""
     text = problem.statement.strip()
-    return text if text.startswith("#") else f"# {problem.title}\n\n{text}"
+    if text.startswith("#"):
+        return text
+    lines = text.splitlines()
+    first = next((i for i, line in enumerate(lines) if line.lstrip().startswith(">>>")), len(lines))
+    prose, examples = "\n".join(lines[:first]).strip(), "\n".join(lines[first:]).strip()
+    return f"# {problem.title}\n\n{prose}" + (f"\n\n```python\n{examples}\n```" if examples else "")
 
 
 class EditorScreen(Screen):
