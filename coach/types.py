@@ -94,3 +94,10 @@ class ModelNotFound(CoachError):
 
 class BackendError(CoachError):
     pass
+
+
+def first_line(exc: BaseException) -> str:
+    """An exception as the one line a person reads inside an error of ours: its type and the
+    first line of its message (library errors often run to a page)."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__

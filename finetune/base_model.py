@@ -9,6 +9,7 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from coach.types import first_line
 from finetune.schedule import Shape
 from finetune.train_data import TrainError, rank_and_world
 
@@ -81,10 +82,6 @@ def lora_targets(model) -> list[str]:
         raise TrainError("the model has no linear layers inside numbered blocks: no place for a LoRA adapter")
     return sorted(names)
 
-
-def first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
 def resolve_base(spec: str):

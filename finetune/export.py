@@ -39,6 +39,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from coach.atomic import replace_dir, write_json
+from coach.types import first_line
 
 TARGETS = ("adapter", "merged", "gguf", "gguf-lora")
 # The base's tokenizer, copied as it is into merged/ (the GGUF writer reads tokenizer.model or
@@ -216,7 +217,7 @@ def export_merged(run: Run, force: bool = False) -> Output:
                 warnings.filterwarnings("ignore", ".*is_gradient_checkpointing", FutureWarning)
                 merged = PeftModel.from_pretrained(model, run.adapter).merge_and_unload()
         except (OSError, ValueError, RuntimeError, KeyError) as exc:
-            raise ExportError(f"the base model and its adapter do not load ({_first_line(exc)})") from None
+            raise ExportError(f"the base model and its adapter do not load ({first_line(exc)})") from None
         # transformers 5 always writes safetensors (and has no such argument); 4.x needs it said
         safe = {"safe_serialization": True} if "safe_serialization" in inspect.signature(
             merged.save_pretrained).parameters else {}
@@ -232,7 +233,7 @@ def export_merged(run: Run, force: bool = False) -> Output:
         except OSError:
             raise
         except Exception as exc:  # safetensors reports a full disk as its own SafetensorError
-            raise ExportError(f"writing {final} failed ({_first_line(exc)})") from None
+            raise ExportError(f"writing {final} failed ({first_line(exc)})") from None
         (tmp / "export.json").write_text(json.dumps(record(run, "merged", dtype="float32"), indent=2) + "\n")
         replace_dir(tmp, final, durable=True)
     except BaseException:
@@ -323,10 +324,6 @@ def registrable(outputs: list[Output]) -> tuple[Path, Path | None] | None:
             return by[what], None
     return None
 
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
 def size(n: int) -> str:

@@ -41,6 +41,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from coach.atomic import write_json
+from coach.types import first_line
 from finetune.board import Board, LineSink, train_callback
 from finetune.run_config import (RUNS, PipelineConfig, PipelineError, as_saved, check_run_dir, configure,
                                  keep_out_of_git, parser, read_json)
@@ -204,7 +205,7 @@ class Pipeline:
         except Exception as exc:  # any library's error while loading: one line
             b.finish("label", "failed")
             what = "the base model" if c.estimator == c.base else "the estimator"
-            raise PipelineError(f"{what} {c.estimator} does not load ({_first_line(exc)})") from None
+            raise PipelineError(f"{what} {c.estimator} does not load ({first_line(exc)})") from None
         b.update("label", detail="scoring", done=0, total=len(sources))
         try:
             summary = label_corpus(sources, estimator, config, data,
@@ -408,8 +409,4 @@ def main(argv: list[str]) -> int:
     pipeline.print_usage()
     return 0
 
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 

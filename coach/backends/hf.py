@@ -16,7 +16,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache
 
 from coach.backends import fit_to_context
 from coach.specs import ModelSpec
-from coach.types import BackendError, Generation, Request
+from coach.types import BackendError, Generation, Request, first_line
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 # (prefix, suffix, middle) markers: StarCoder / SantaCoder, then Qwen2.5-Coder / CodeGemma.
@@ -25,10 +25,6 @@ FIM_MARKERS = (("<fim_prefix>", "<fim_suffix>", "<fim_middle>"),
 END_OF_TURN = ("<|im_end|>", "<end_of_turn>", "<|eot_id|>", "<|end|>", "<|endoftext|>")
 DECODE_CONTEXT = 4  # prompt tokens decoded in front of the generated ones (SentencePiece spaces)
 
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
 class HFBackend:
@@ -53,13 +49,13 @@ class HFBackend:
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(tok_dir)
         except Exception as exc:
-            raise BackendError(f"{tok_dir}: cannot load its tokenizer ({_first_line(exc)})") from None
+            raise BackendError(f"{tok_dir}: cannot load its tokenizer ({first_line(exc)})") from None
         if spec.kind == "adapter":
             try:
                 from peft import PeftModel
                 model = PeftModel.from_pretrained(model, spec.path)
             except Exception as exc:
-                raise BackendError(f"{spec.path}: cannot load the LoRA adapter ({_first_line(exc)})") from None
+                raise BackendError(f"{spec.path}: cannot load the LoRA adapter ({first_line(exc)})") from None
         self.model = model.eval()
         core = model.get_base_model() if hasattr(model, "get_base_model") else model
         # Compute the output layer for the last position only (a 262k vocab costs seconds per prompt).
@@ -78,7 +74,7 @@ class HFBackend:
             model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
             return model.to(self.device)
         except Exception as exc:  # missing files, garbage config.json, unknown architecture, OOM
-            raise BackendError(f"{what}{path}: cannot load a transformers model ({_first_line(exc)})") from None
+            raise BackendError(f"{what}{path}: cannot load a transformers model ({first_line(exc)})") from None
 
     def _special_stop_ids(self, core, vocab: dict[str, int]) -> frozenset[int]:
         """EOS (tokenizer and generation config), end-of-turn, and every other special token
@@ -147,7 +143,7 @@ class HFBackend:
                 raise
             except Exception as exc:  # a half-updated cache cannot be trusted any more
                 self._cache, self._ids = None, []
-                raise BackendError(f"{self.spec.label}: generation failed ({_first_line(exc)})") from None
+                raise BackendError(f"{self.spec.label}: generation failed ({first_line(exc)})") from None
 
     # ------------------------------------------------------------------ the loop
 
