@@ -309,8 +309,10 @@ def build(root: Path | str, force: bool = False) -> TestModels:
     fp = fingerprint(tok_corpus + mem_corpus)
     models = TestModels.at(root, tuple(f.path for f in mem_corpus))
     with _locked(root):
-        if not force and (manifest := _reusable(models, fp)):
-            return TestModels.at(root, tuple(Path(f["path"]) for f in manifest["corpus"]["memorized"]))
+        # The files as this checkout has them: the fingerprint says their contents match, and the
+        # paths recorded at build time may be another clone's (a shared cache), since removed.
+        if not force and _reusable(models, fp):
+            return models
         _build(models, tok_corpus, mem_corpus, fp)
     return models
 
