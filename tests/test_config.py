@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from coach import builtin, config, registry
-from tui.files import recovery_dir
+from tui.recovery import recovery_dir
 from tui.log import default_path
 
 

@@ -22,7 +22,8 @@ from tui import metrics
 from tui.app import EmpowerApp, Settings
 from tui.screen import EditorScreen
 from tui.editor import GhostEditor, next_line, next_word
-from tui.files import Recovery, open_file
+from tui.files import open_file
+from tui.recovery import Recovery
 from tui.keys import KEYS
 from tui.log import events, open_for_reading, sessions
 from tui.screens import HelpScreen, PickerScreen, Question

@@ -1,10 +1,9 @@
-"""The file a person edits: open it, save it without ever leaving it half-written, and keep a
-crash-recovery copy of the text not yet saved.
+"""The file a person edits: open it, and save it without ever leaving it half-written.
 
 `open_file(path)` reads a file for editing or says in one line why it will not (`FileRefused`);
 `save_atomic(...)` writes a temp file beside the target and renames it over, so a crash or a
-full disk leaves the old file whole (`SaveFailed`); `Recovery(path)` keeps the unsaved buffer
-as JSON under `recovery_dir()` until the editor clears it after a save.
+full disk leaves the old file whole (`SaveFailed`). The crash-recovery copies of unsaved text
+are tui/recovery.py's.
 
 Every error message names the path and the reason on one line, ready for a status bar or a CLI.
 Standard library only.
@@ -14,15 +13,11 @@ from __future__ import annotations
 
 import codecs
 import hashlib
-import json
 import os
 import stat
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-
-from coach.config import data_dir
 
 MAX_BYTES = 5 * 1024 * 1024
 _SNIFF_BYTES = 8 * 1024  # a NUL this early means binary, as git and grep decide it
@@ -60,7 +55,7 @@ class Opened:
 def open_file(path: str | os.PathLike) -> Opened:
     """Read `path` for editing; raise FileRefused (one line) when it cannot be edited as text."""
     path = Path(path).absolute()  # not resolve(): a symlink is shown and saved as the link
-    shown = _shown(path)
+    shown = shown_path(path)
 
     def refuse(reason: str) -> FileRefused:
         return FileRefused(f"cannot open {shown}: {reason}")
@@ -71,17 +66,17 @@ def open_file(path: str | os.PathLike) -> Opened:
         # A dangling symlink is a new file too: saving creates the file it points to.
         parent = Path(os.path.realpath(path)).parent
         if not parent.is_dir():
-            raise refuse(f"directory {_shown(parent)} does not exist") from None
+            raise refuse(f"directory {shown_path(parent)} does not exist") from None
         return Opened(path, "", exists=False, read_only=False, newline="\n", mode=None)
     except OSError as e:
-        raise refuse(_reason(e)) from None
+        raise refuse(reason(e)) from None
     # Decided before opening: opening a device can have effects of its own (a tape rewinds).
     _check_regular(st, refuse)
 
     try:
         fd = os.open(path, _READ_FLAGS)
     except OSError as e:
-        raise refuse(_reason(e)) from None
+        raise refuse(reason(e)) from None
     try:
         st = os.fstat(fd)
         _check_regular(st, refuse)  # the path may have been swapped since the stat above
@@ -89,7 +84,7 @@ def open_file(path: str | os.PathLike) -> Opened:
             raise refuse(f"too large ({_mb(st.st_size)}; the limit is {_mb(MAX_BYTES)})")
         data = _read_at_most(fd, MAX_BYTES + 1)
     except OSError as e:
-        raise refuse(_reason(e)) from None
+        raise refuse(reason(e)) from None
     finally:
         os.close(fd)
     if len(data) > MAX_BYTES:  # it grew after the fstat
@@ -184,7 +179,7 @@ def save_atomic(path: str | os.PathLike, text: str, *, newline: str = "\n", bom:
     """
     if newline not in ("\n", "\r\n"):
         raise ValueError(f"newline must be '\\n' or '\\r\\n', not {newline!r}")
-    shown = _shown(Path(path).absolute())
+    shown = shown_path(Path(path).absolute())
 
     def fail(reason: str) -> SaveFailed:
         return SaveFailed(f"cannot save {shown}: {reason}")
@@ -197,7 +192,7 @@ def save_atomic(path: str | os.PathLike, text: str, *, newline: str = "\n", bom:
     except FileNotFoundError:
         st = None
     except OSError as e:
-        raise fail(_reason(e)) from None
+        raise fail(reason(e)) from None
     if st is not None:
         if stat.S_ISDIR(st.st_mode):
             raise fail("is a directory")
@@ -208,12 +203,12 @@ def save_atomic(path: str | os.PathLike, text: str, *, newline: str = "\n", bom:
         if _read_only(target, st):
             raise fail("the file is read-only")
     if not target.parent.is_dir():
-        raise fail(f"directory {_shown(target.parent)} does not exist")
+        raise fail(f"directory {shown_path(target.parent)} does not exist")
     if expect != ANY:
         try:
             now = disk_digest(target)
         except OSError as e:
-            raise fail(_reason(e)) from None
+            raise fail(reason(e)) from None
         if now != expect:
             what = "was removed" if now is None else "was made by another program" if expect is None else "changed"
             raise ChangedOnDisk(f"not saved: {shown} {what} on disk since it was read")
@@ -225,13 +220,13 @@ def save_atomic(path: str | os.PathLike, text: str, *, newline: str = "\n", bom:
 
     keep = stat.S_IMODE(st.st_mode) if st is not None else mode
     try:
-        _write_replace(target, data, keep, owner=(st.st_uid, st.st_gid) if st else None)
+        write_replace(target, data, keep, owner=(st.st_uid, st.st_gid) if st else None)
     except OSError as e:
-        raise fail(_reason(e)) from None
+        raise fail(reason(e)) from None
     return len(data)
 
 
-def _write_replace(target: Path, data: bytes, mode: int | None,
+def write_replace(target: Path, data: bytes, mode: int | None,
                    owner: tuple[int, int] | None = None) -> None:
     """Write `data` to a temp file beside `target` and rename it over; on failure remove it."""
     # Created 0o666 and left to the kernel: it applies the umask (and a default ACL) exactly as
@@ -262,7 +257,7 @@ def _write_replace(target: Path, data: bytes, mode: int | None,
 def _create_temp(target: Path, mode: int) -> tuple[int, str]:
     # A dot name so that a temp left by a killed process hides from `ls` and most globs.
     # The name cut to fit: a file named near the 255-byte limit must still be savable.
-    name = _cut(target.name, 255 - len(".12345678.tmp") - 1)
+    name = cut_name(target.name, 255 - len(".12345678.tmp") - 1)
     for _ in range(100):
         tmp = str(target.parent / f".{name}.{os.urandom(4).hex()}.tmp")
         try:
@@ -272,7 +267,7 @@ def _create_temp(target: Path, mode: int) -> tuple[int, str]:
     raise FileExistsError(f"no free temporary name beside {target}")
 
 
-def _cut(name: str, limit: int) -> str:
+def cut_name(name: str, limit: int) -> str:
     """`name` cut to at most `limit` bytes of UTF-8 (file names are limited in bytes), whole
     characters only."""
     raw = name.encode("utf-8", "surrogateescape")
@@ -307,130 +302,15 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-# --- crash recovery ------------------------------------------------------------------------
-
-def recovery_dir() -> Path:
-    """`$EMPOWER_RECOVERY_DIR`, else `data_dir()/recovery`."""
-    if os.environ.get("EMPOWER_RECOVERY_DIR"):
-        return Path(os.environ["EMPOWER_RECOVERY_DIR"]).expanduser()
-    return data_dir() / "recovery"
-
-
-@dataclass(frozen=True)
-class Recovered:
-    text: str
-    saved_at: float   # time.time() when the recovery copy was written
-    path: Path        # the file it is a copy of
-
-
-class Recovery:
-    """The crash-recovery copies of one file's unsaved text: each editor writes its own
-    (FILE-HASH-PID.json), so two editors on one file never overwrite or delete each other's.
-    `read()` offers the newest copy that an editor no longer running left behind."""
-
-    def __init__(self, path: str | os.PathLike, directory: str | os.PathLike | None = None,
-                 pid: int | None = None):
-        self._path = Path(path).absolute()
-        self._dir = Path(directory) if directory is not None else recovery_dir()
-        # The hash tells apart files with the same name; the name lets a person find theirs.
-        key = str(self._path).encode("utf-8", "surrogateescape")
-        self._stem = f"{_cut(self._path.name, 100)}-{hashlib.sha256(key).hexdigest()[:16]}"
-        self._pid = os.getpid() if pid is None else pid
-        self._file = self._dir / f"{self._stem}-{self._pid}.json"
-        self._found: Path | None = None  # the left-behind copy read() offered
-
-    @property
-    def file(self) -> Path:
-        return self._file
-
-    def write(self, text: str) -> None:
-        """Replace this editor's copy with `text` (atomically: a crash mid-write keeps the previous copy)."""
-        record = {"path": str(self._path), "saved_at": time.time(), "text": text, "pid": self._pid}
-        # ensure_ascii: a lone surrogate in the buffer is escaped instead of failing to encode.
-        data = json.dumps(record).encode("ascii")
-        try:
-            # Private: the copy holds whatever the person typed, secrets included.
-            self._file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            # Synced like a save so a power cut keeps it too: call this at a pause in typing.
-            _write_replace(self._file, data, 0o600)
-        except OSError as e:
-            raise SaveFailed(f"cannot write the recovery copy {_shown(self._file)} "
-                             f"of {_shown(self._path)}: {_reason(e)}") from None
-
-    def read(self) -> Recovered | None:
-        """The newest copy left by an editor of this file that is not running any more (or
-        this one's own), None when there is none that can be used (those are left alone)."""
-        best: tuple[float, Path, Recovered] | None = None
-        for f in self._candidates():
-            found = self._load(f)
-            if found is not None and (best is None or found.saved_at > best[0]):
-                best = (found.saved_at, f, found)
-        self._found = best[1] if best else None
-        return best[2] if best else None
-
-    def clear(self) -> None:
-        """Remove this editor's copy and the left-behind one it offered (best effort: a copy
-        that outlives this is only offered again). Other running editors' copies stay."""
-        for f in {self._file, self._found} - {None}:
-            try:
-                f.unlink()
-            except OSError:
-                pass
-        self._found = None
-
-    def _candidates(self) -> list[Path]:
-        try:
-            names = os.listdir(self._dir)
-        except OSError:
-            return []
-        out = []
-        for name in names:
-            if not (name.startswith(self._stem) and name.endswith(".json")):
-                continue
-            rest = name[len(self._stem):-len(".json")]
-            if rest == "":  # a copy from before copies were per editor
-                out.append(self._dir / name)
-            elif rest.startswith("-") and rest[1:].isdigit():
-                pid = int(rest[1:])
-                if pid == self._pid or not _running(pid):
-                    out.append(self._dir / name)
-        return out
-
-    def _load(self, f: Path) -> Recovered | None:
-        try:
-            record = json.loads(f.read_bytes())
-        except (OSError, ValueError):  # ValueError: bad JSON or bad UTF-8
-            return None
-        if not isinstance(record, dict):
-            return None
-        text, saved_at, path = record.get("text"), record.get("saved_at"), record.get("path")
-        if not (isinstance(text, str) and isinstance(path, str)
-                and isinstance(saved_at, (int, float)) and not isinstance(saved_at, bool)):
-            return None
-        if path != str(self._path):  # a copy of another file whose hash prefix collides
-            return None
-        return Recovered(text, float(saved_at), Path(path))
-
-
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process: running
-        return True
-    return True
-
-
 # --- messages ------------------------------------------------------------------------------
 
-def _shown(path: Path) -> str:
+def shown_path(path: Path) -> str:
     # A newline or escape in a file name must not break the one-line message.
     s = str(path)
     return s if s.isprintable() else repr(s)[1:-1]
 
 
-def _reason(e: OSError) -> str:
+def reason(e: OSError) -> str:
     reason = e.strerror or str(e) or type(e).__name__
     return reason[:1].lower() + reason[1:]
 

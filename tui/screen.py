@@ -24,7 +24,8 @@ from coach.types import CoachError, Context, Suggestion
 from problems.problem import Problem
 from tui import keys
 from tui.editor import GhostEditor
-from tui.files import ANY, ChangedOnDisk, FileRefused, Opened, Recovery, SaveFailed, encoded, open_file, save_atomic
+from tui.files import ANY, ChangedOnDisk, FileRefused, Opened, SaveFailed, encoded, open_file, save_atomic
+from tui.recovery import Recovery
 from tui.log import LogUnavailable, NullLog
 from tui.results import TestResults
 from tui.screens import HelpScreen, changed_question, quit_question, restore_question
