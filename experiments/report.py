@@ -55,7 +55,9 @@ def arm_table(eps_by_arm: dict[str, list[dict]], arms: list[Arm]) -> list[dict]:
                      "accept_se": s.accept_ratio_se, "dpr": s.dpr, "dpr_se": s.dpr_se,
                      "shown": shown / len(ok) if ok else math.nan,
                      "chars": sum(e["suggestion_chars"] for e in ok) / shown if shown else math.nan,
-                     "read": _mean(e["tokens_read"] for e in ok), "written": _mean(e["tokens_written"] for e in ok)})
+                     "read": _mean(e["tokens_read"] for e in ok), "written": _mean(e["tokens_written"] for e in ok),
+                     # the same episodes had the human written what it accepted too: no assistant at all
+                     "alone": _mean(dpr(e["correct"], 0, e["tokens_written"] + e["tokens_accepted"]) for e in ok)})
     return rows
 
 
@@ -223,7 +225,7 @@ def readme_block(tables: dict[str, list[dict]], comps: dict) -> list[str]:
                      f"| {_f(first['shown'], 1) if first else ''} |")
     episodes = {head[n]: max(r["n"] for r in t) for n, t in tables.items()}
     L += ["", "Episodes an arm: " + ", ".join(f"{k} {v}" for k, v in episodes.items()) + ".", ""]
-    return L + _ranking(tables, comps)
+    return L + _ranking(tables, comps) + defaults_lines(tables)
 
 
 def update_readme(readme: Path, block: list[str]) -> bool:
@@ -271,7 +273,7 @@ def write_report(results: Path, doc: Path, readme: Path | None = None) -> dict:
          + "".join(f" --set {x}" for x in config.get("set", [])) + f"` from the files in `{rel(results)}/`; "
          "`--report` regenerates this page from them without running anything. Do not edit by hand.", ""]
     L += ["## Ranking", ""]
-    L += _ranking(tables, comps)
+    L += _ranking(tables, comps) + defaults_lines(tables)
     L += ["", "## What was run", "",
           f"- Machine: {config['machine']}, Python {config['python']}.",
           f"- Model trained and served: `{s['base']}`; labels from `{s['estimator']}` "
@@ -359,11 +361,41 @@ def _ranking(tables: dict[str, list[dict]], comps: dict) -> list[str]:
             out.append(f"  The best Empower arm, {best}, is " + "; ".join(parts) + " (paired 95% CIs).")
             row = next(r for r in t if r["arm"] == best)
             if not row["shown"] >= 1:  # NaN-safe: no episodes shown anything
-                silent = min(t, key=lambda r: r["shown"])
-                out.append(f"  It suggests almost nothing ({row['shown']:.1f} suggestions an episode): its DPR is close to "
-                           f"that of the human writing alone ({silent['arm']}, {silent['shown']:.1f} an episode: "
-                           f"{silent['dpr']:.4f}).")
+                out.append(f"  It suggests almost nothing ({row['shown']:.1f} suggestions an episode): its DPR is about "
+                           f"that of the human writing alone ({row['alone']:.4f} on these problems).")
     return out or ["- no episodes yet"]
+
+
+MIN_SHOWN = 1.0  # suggestions an episode: below this a model is all but silent
+
+
+def measured_eta(tables: dict[str, list[dict]]) -> dict | None:
+    """The η this measurement recommends for `empower-finetune`: the trained Empower arm with the
+    best DPR on held-out code (a person's own code is the promise, HumanEval is not), among the
+    arms that show at least MIN_SHOWN suggestions an episode there: a silent model scores what
+    the human writing alone does, and nobody trains a model to say nothing. None without
+    held-out-code episodes."""
+    rows = [r for r in tables.get("files", []) if r["key"].startswith("empower-") and r["shown"] >= MIN_SHOWN]
+    if not rows:
+        return None
+    best = max(rows, key=lambda r: r["dpr"])
+    eta = next(a.eta for a in all_arms() if a.key == best["key"])
+    return {"eta": eta, "arm": best["arm"], "dpr": best["dpr"], "shown": best["shown"]}
+
+
+def defaults_lines(tables: dict[str, list[dict]]) -> list[str]:
+    """What the table says of `empower-finetune`'s default η (finetune/rules.py), in one line."""
+    from finetune.rules import DEFAULT_ETA
+
+    m = measured_eta(tables)
+    if m is None:
+        return []
+    verdict_ = ("the same" if m["eta"] == DEFAULT_ETA else
+                f"not the same: the default should move to {m['eta']:g}, or the README say why not")
+    return [f"- **`empower-finetune`'s default η:** on held-out code the trained Empower arm that does best while "
+            f"it suggests (at least {MIN_SHOWN:g} suggestion an episode) is {m['arm']} (DPR {m['dpr']:.4f}, "
+            f"{m['shown']:.1f} suggestions an episode). The default, `finetune.rules.DEFAULT_ETA`, is "
+            f"{DEFAULT_ETA:g}: {verdict_}."]
 
 
 def scale_commands(size=None) -> str:
