@@ -165,8 +165,8 @@ async def drive(app: EmpowerApp, parts: list[str], period: float, pause: float, 
         async with app.run_test(size=(120, 40)) as pilot:
             await pilot.pause()
             await asyncio.sleep(0.5)  # the statement's Markdown finishes mounting: not a key's cost
-            screen, editor = app.screen, app.screen.editor
-            logged = screen._record  # the screen's: it writes the interaction log
+            editor = app.screen.editor
+            logged = editor.log_writer  # the session's log writer, which the screen handed down
 
             def recorder(kind: str, fields: dict) -> int:
                 # Stamped after the log write: logging is part of what a keystroke costs.
@@ -174,9 +174,8 @@ async def drive(app: EmpowerApp, parts: list[str], period: float, pause: float, 
                 run.events.append((time.perf_counter(), kind, dict(fields)))
                 return seq
 
-            # The editor reports edits through `recorder`; the screen logs its own events (a
-            # request) through `_record`: wrap both, with the same stamp.
-            editor.recorder = screen._record = recorder
+            # Every event, the editor's edits and the screen's own (a request), goes through it.
+            editor.log_writer = recorder
             editor.auto_indent = False  # the schedule types every space of the file itself
             await asyncio.to_thread(type_bursts, app, editor, parts, period, pause, run)
             await pilot.pause()

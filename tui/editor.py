@@ -12,8 +12,10 @@ The ghost follows these rules (the app decides when to ask for one):
 - Tab takes it all, Ctrl+Right a word, Ctrl+Down a line; Esc dismisses it. Without a ghost
   those keys do what they do in any editor (indent, word right, nothing).
 
-Everything is reported through `recorder(kind, fields)`, with the log's event kinds
-(tui/log.py) and offsets into the buffer as a Python str.
+Every edit, move and suggestion outcome is written to the interaction log the screen hands
+down (`log_writer`, with the log's event kinds, tui/log.py, and offsets into the buffer as a Python
+str); the screen's own events go through `record` too, so the log keeps one order. Up to the
+screen go messages: `Accepted`, `GhostCleared`, and `LogLost` when writing the log failed.
 """
 
 from __future__ import annotations
@@ -33,8 +35,10 @@ from textual.widgets.text_area import Edit, EditResult, Location
 
 from coach.types import Suggestion
 from tui import keys
+from tui.log import LogUnavailable
 
-Recorder = Callable[[str, dict[str, Any]], None]
+# Writes one event of the session's log and returns its seq (what later events name).
+LogWriter = Callable[[str, dict[str, Any]], int]
 
 # What one step of Ctrl+Right takes: the spaces before it and a word, or a run of punctuation.
 _WORD = re.compile(r"\s*(\w+|[^\w\s]+)|\s+")
@@ -76,12 +80,19 @@ class GhostEditor(TextArea):
             super().__init__()
             self.reason = reason
 
+    class LogLost(Message):
+        """Writing the interaction log failed (the disk, another program): nothing more is
+        written to it; the screen says so."""
+        def __init__(self, error: LogUnavailable) -> None:
+            super().__init__()
+            self.error = error
+
     def __init__(self, text: str = "", **kwargs) -> None:
         kwargs.setdefault("language", "python")
         kwargs.setdefault("theme", "monokai")
         kwargs.update(soft_wrap=False, tab_behavior="indent", show_line_numbers=True)
         # Set before TextArea's __init__, whose first cursor move reaches our watcher.
-        self.recorder: Recorder = lambda kind, fields: None
+        self.log_writer: LogWriter | None = None  # the session's log, handed down by the screen
         self.ghost: Ghost | None = None
         self.accepts = 0
         self._editing = 0  # > 0: the selection moves because of an edit, not the person
@@ -106,7 +117,7 @@ class GhostEditor(TextArea):
                   "backend": suggestion.model}
         if suggestion.nll_bits is not None:
             fields["nll_bits"] = round(suggestion.nll_bits, 4)
-        seq = self._record("suggestion_shown", fields)
+        seq = self.record("suggestion_shown", fields)
         self._set_ghost(Ghost(suggestion.text, self.cursor_location, suggestion, seq))
         # Bring the whole ghost into view when it fits, the cursor's row first.
         row = self.cursor_location[0]
@@ -124,7 +135,7 @@ class GhostEditor(TextArea):
         if self.ghost is None:
             return ""
         take = {"all": lambda g: g, "word": next_word, "line": next_line}[how](self.ghost.text)
-        self._record("suggestion_accepted", {"how": how, "text": take, "suggestion": self.ghost.seq})
+        self.record("suggestion_accepted", {"how": how, "text": take, "suggestion": self.ghost.seq})
         self._origin = "suggestion"
         try:
             self.insert(take)  # through edit(): typing through keeps the rest of the ghost
@@ -147,7 +158,7 @@ class GhostEditor(TextArea):
         fields = {"suggestion": self.ghost.seq}
         if kind == "suggestion_dismissed":
             fields["reason"] = reason
-        self._record(kind, fields)
+        self.record(kind, fields)
         self._set_ghost(None)
         self.post_message(self.GhostCleared(reason))
         return True
@@ -220,9 +231,9 @@ class GhostEditor(TextArea):
         finally:
             self._editing -= 1
         if removed:
-            self._record("delete", {"start": start, "end": end, "text": removed})
+            self.record("delete", {"start": start, "end": end, "text": removed})
         if edit.text:
-            self._record("insert", {"offset": start, "text": edit.text, "origin": self._origin})
+            self.record("insert", {"offset": start, "text": edit.text, "origin": self._origin})
         if through:
             rest = ghost.text[len(edit.text):]
             self._set_ghost(Ghost(rest, self.cursor_location, ghost.suggestion, ghost.seq))
@@ -257,10 +268,10 @@ class GhostEditor(TextArea):
         while hi < n - lo and before[-1 - hi] == after[-1 - hi]:
             hi += 1
         if before[lo:len(before) - hi]:
-            self._record("delete", {"start": lo, "end": len(before) - hi, "text": before[lo:len(before) - hi],
+            self.record("delete", {"start": lo, "end": len(before) - hi, "text": before[lo:len(before) - hi],
                                     "via": "undo"})
         if after[lo:len(after) - hi]:
-            self._record("insert", {"offset": lo, "text": after[lo:len(after) - hi], "origin": "typed",
+            self.record("insert", {"offset": lo, "text": after[lo:len(after) - hi], "origin": "typed",
                                     "via": "undo"})
 
     def _watch_selection(self, previous_selection, selection) -> None:
@@ -273,10 +284,18 @@ class GhostEditor(TextArea):
             before = doc.get_index_from_location(previous_selection.end)
         except (IndexError, ValueError):
             return  # the document was replaced under it (load_text): no jump to speak of
-        self._record("cursor", {"from_": before, "to": doc.get_index_from_location(selection.end)})
+        self.record("cursor", {"from_": before, "to": doc.get_index_from_location(selection.end)})
 
-    def _record(self, kind: str, fields: dict[str, Any]) -> int:
-        return self.recorder(kind, fields) or 0
+    def record(self, kind: str, fields: dict[str, Any]) -> int:
+        """Write one event to the log (nothing without one); its seq, or 0."""
+        if self.log_writer is None:
+            return 0
+        try:
+            return self.log_writer(kind, fields) or 0
+        except LogUnavailable as e:
+            self.log_writer = None
+            self.post_message(self.LogLost(e))
+            return 0
 
     # ---------------------------------------------------------------- drawing
     @property

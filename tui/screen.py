@@ -101,7 +101,6 @@ class EditorScreen(Screen):
         return self.editor.text != self.saved_text
 
     def on_mount(self) -> None:
-        self.editor.recorder = self._record
         self.editor.focus()
         if self.app.size.width < NARROW:  # the code first; F3 shows the statement
             self.query_one("#statement").add_class("hidden")
@@ -141,18 +140,21 @@ class EditorScreen(Screen):
                                              self.editor.text)
         except LogUnavailable as e:
             self._log_off(e)
+            return
+        session = self.session
+        self.editor.log_writer = lambda kind, fields: log.event(session, kind, **fields)
 
     # ------------------------------------------------------------------ the log
     def _record(self, kind: str, fields: dict[str, Any]) -> int:
-        if not self.session:
-            return 0  # before the session starts (a restore being loaded): nothing to log
-        try:
-            return self.app.interactions.event(self.session, kind, **fields)
-        except LogUnavailable as e:
-            self._log_off(e)
-            return 0
+        # Through the editor, with its edits: one writer, one order. Before the session starts
+        # (a restore being loaded) there is no log to write to.
+        return self.editor.record(kind, fields)
+
+    def on_ghost_editor_log_lost(self, message: GhostEditor.LogLost) -> None:
+        self._log_off(message.error)
 
     def _log_off(self, e: Exception) -> None:
+        self.editor.log_writer = None
         self.app.interactions = NullLog(f"logging off: {e}")
         self.refresh_status()
 
@@ -268,7 +270,7 @@ class EditorScreen(Screen):
                 # The log replays a session from its start text: a reload ends one and starts
                 # the next from the text on disk.
                 self.close()
-                self.session = 0
+                self.session, self.editor.log_writer = 0, None  # loading the disk's text is no edit
                 self.opened, self.saved_text, self._disk = opened, opened.text, opened.disk
                 self.editor.load_text(opened.text)
                 self._start_session()
