@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING
 
 from coach.types import first_line
 from finetune.schedule import Shape
-from finetune.train_data import TrainError, rank_and_world
+from finetune.run_dir import rank_and_world
+from finetune.train_data import TrainError
 
 if TYPE_CHECKING:  # the run's config (finetune/train.py) is read, never built here
     from finetune.train import TrainConfig

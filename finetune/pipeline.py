@@ -232,7 +232,7 @@ class Pipeline:
         from rich.console import Console
 
         from finetune.train import TrainConfig, TrainError, train
-        from finetune.train_data import last_checkpoint, step_of
+        from finetune.run_dir import last_checkpoint, step_of
 
         b = self.board
         out = self.run_dir / "train"

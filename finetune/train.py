@@ -34,9 +34,9 @@ from finetune.machine import static_machine, this_machine
 from coach.progress import clock
 from finetune.schedule import (LENGTHS, MemoryTooSmall, Plan, Speed, check_memory, choose, gb, probe,
                                probe_lengths)
-from finetune.train_data import (IGNORE, Collator, Rows, ServedPrompts, TrainError, base_name, dataset_manifest,
-                                 encode_rows, last_checkpoint, make_recorder, rank_and_world, read_metrics,
-                                 read_rows, save_adapter, split_by_source, step_of, versions)
+from finetune.run_dir import (base_name, dataset_manifest, last_checkpoint, make_recorder, rank_and_world, read_metrics,
+                              save_adapter, step_of, versions)
+from finetune.train_data import IGNORE, Collator, Rows, ServedPrompts, TrainError, encode_rows, read_rows, split_by_source
 from coach.atomic import write_atomic
 
 KEEP_CHECKPOINTS = 2  # the newest checkpoints kept on disk

@@ -70,7 +70,7 @@ def interrupt_training(command: list[str], run: Path, timeout: float = 240) -> s
     when it finished before that could happen. It waits for loss.png too: the first checkpoint
     imports matplotlib to draw it, and an interrupt inside that import leaves a half-imported
     module that train()'s own final plot then trips on (reported: finetune/train.py)."""
-    from finetune.train_data import last_checkpoint
+    from finetune.run_dir import last_checkpoint
 
     proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + timeout
