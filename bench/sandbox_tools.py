@@ -41,7 +41,7 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from problems.sandbox import SANDBOX_DIR, SANDBOX_UID, _interpreter_dirs, bwrap_binary, bwrap_command  # noqa: E402
+from problems.sandbox import SANDBOX_DIR, SANDBOX_UID, bwrap_binary, bwrap_command  # noqa: E402
 
 PYTHON = "/usr/bin/python3"  # outside any home directory, so uid 1000 can run it too
 PROBE = r"""
@@ -88,18 +88,9 @@ def nsjail_command(nsjail: str, workdir_mb: int = 64) -> list[str]:
 
 
 def judge_bwrap() -> list[str]:
-    """The judge's bwrap command less the binds of this process's own interpreter (a pyenv build
-    under /root that uid 1000 cannot read): the program here is /usr/bin/python3."""
-    cmd, own = bwrap_command(64), set(_interpreter_dirs())
-    out: list[str] = []
-    i = 0
-    while i < len(cmd):
-        if cmd[i] == "--ro-bind" and cmd[i + 1] in own:
-            i += 3
-            continue
-        out.append(cmd[i])
-        i += 1
-    return out
+    """The judge's bwrap command without this process's own interpreter (a pyenv build under
+    /root that uid 1000 cannot read): the program here is /usr/bin/python3, under /usr."""
+    return bwrap_command(64, interpreter=[])
 
 
 def as_user(cmd: list[str], uid: int | None) -> list[str]:

@@ -115,8 +115,10 @@ def _interpreter_dirs() -> list[str]:
     return [d for i, d in enumerate(dirs) if not any(d.startswith(p + "/") for p in dirs[:i])]
 
 
-def bwrap_command(workdir_mb: int, hide: tuple[str, ...] = ()) -> list[str]:
-    """The bwrap command line before the worker's own (see the module's docstring)."""
+def bwrap_command(workdir_mb: int, hide: tuple[str, ...] = (), interpreter: list[str] | None = None) -> list[str]:
+    """The bwrap command line before the worker's own (see the module's docstring).
+    `interpreter`: the directories outside /usr to mount (default: this interpreter's)."""
+    own = _interpreter_dirs() if interpreter is None else interpreter
     cmd = [bwrap_binary() or "bwrap", "--unshare-all", "--unshare-user", "--uid", str(SANDBOX_UID),
            "--gid", str(SANDBOX_UID), "--disable-userns", "--as-pid-1", "--die-with-parent", "--new-session", "--clearenv",
            "--setenv", "LANG", "C.UTF-8", "--setenv", "LC_ALL", "C.UTF-8", "--hostname", "sandbox",
@@ -126,11 +128,11 @@ def bwrap_command(workdir_mb: int, hide: tuple[str, ...] = ()) -> list[str]:
             cmd += ["--symlink", os.readlink(top), top]
         elif os.path.isdir(top):
             cmd += ["--ro-bind", top, top]
-    for d in _interpreter_dirs():
+    for d in own:
         cmd += ["--ro-bind", d, d]
     cmd += ["--proc", "/proc", "--dev", "/dev", "--size", str(workdir_mb << 20), "--tmpfs", SANDBOX_DIR,
             "--symlink", SANDBOX_DIR, "/tmp", "--chdir", SANDBOX_DIR]
-    bound = ["/usr", *_interpreter_dirs()]
+    bound = ["/usr", *own]
     for h in hide:  # the tests' data, where it lies inside a mounted directory (an installed package)
         if os.path.isdir(h) and any((os.path.realpath(h) + "/").startswith(b + "/") for b in bound):
             cmd += ["--tmpfs", os.path.realpath(h)]
