@@ -6,6 +6,9 @@ What makes it fast, cheapest first:
 - an LRU cache of suggestions keyed by the prompt's context;
 - one request in flight per model: a newer request cancels an older one (its generation
   really stops between two tokens) instead of queueing behind it;
+- prefetch: while a suggestion is on screen, the one for the state after it is taken is
+  computed into the cache when the model is idle (llama.vim's speculative completion); a request
+  for that very state waits for it, any other request cancels it;
 - in the backend, the KV cache across keystrokes (llama.cpp, transformers);
 - `threshold` ends the generation once what it would show has crossed η (`_past_eta`), instead
   of generating CAP tokens to keep a few.
@@ -48,6 +51,7 @@ class Coach:
         self._lock = threading.Lock()  # one generation at a time on this model
         self._state = threading.Lock()  # guards the fields below
         self._inflight: threading.Event | None = None
+        self._prefetching: tuple[Context, threading.Event] | None = None  # its state; set when it ends
         self.stop_past_eta = True  # threshold: end the generation once η is crossed (_past_eta)
 
     @classmethod
@@ -66,22 +70,61 @@ class Coach:
         reused = self._typed_through(ctx)
         if reused is not None:
             return replace(reused, latency_s=time.perf_counter() - start)
-        key = self._key(ctx)
         with self._state:
-            cached = self._cache.get(key)
-            if cached is not None:
-                self._cache.move_to_end(key)
+            pending = self._prefetching[1] if self._prefetching and self._prefetching[0] == ctx else None
+        if pending is not None:  # the prefetch is computing this very state: wait, don't restart it
+            while not pending.wait(0.01) and not (cancel is not None and cancel.is_set()):
+                pass
+        cached = self._cached(self._key(ctx))
         if cached is not None:
             self._remember(ctx, cached)
             return replace(cached, source="cache", latency_s=time.perf_counter() - start)
         suggestion = self._generate(ctx, cancel or threading.Event(), start)
-        if suggestion.finish_reason != "cancelled":
-            with self._state:
-                self._cache[key] = suggestion
-                if len(self._cache) > self._cache_size:
-                    self._cache.popitem(last=False)
-            self._remember(ctx, suggestion)
+        self._store(self._key(ctx), ctx, suggestion)  # the key once the window is fitted
         return suggestion
+
+    def prefetch(self, ctx: Context) -> bool:
+        """Compute `ctx`'s suggestion into the cache if the model is idle (the editor asks for the
+        state after the ghost on screen is taken). Never cancels or waits for a request: False,
+        and nothing done, when one is in flight or the answer is already known."""
+        with self._state:
+            if self._key(ctx) in self._cache or self._inflight is not None or self._prefetching is not None:
+                return False
+            done, cancel = threading.Event(), threading.Event()
+            self._prefetching = (ctx, done)
+            self._inflight = cancel  # from now on a request's cancel() reaches it
+        try:
+            if not self._lock.acquire(blocking=False):
+                return False
+            try:
+                suggestion = self._generate_locked(ctx, cancel, time.perf_counter())
+            finally:
+                self._lock.release()
+            self._store(self._key(ctx), ctx, suggestion, remember=False)
+            return suggestion.finish_reason != "cancelled"
+        finally:
+            with self._state:
+                self._prefetching = None
+                if self._inflight is cancel:
+                    self._inflight = None
+            done.set()
+
+    def _cached(self, key: tuple) -> Suggestion | None:
+        with self._state:
+            cached = self._cache.get(key)
+            if cached is not None:
+                self._cache.move_to_end(key)
+            return cached
+
+    def _store(self, key: tuple, ctx: Context, suggestion: Suggestion, remember: bool = True) -> None:
+        if suggestion.finish_reason == "cancelled":
+            return
+        with self._state:
+            self._cache[key] = suggestion
+            if len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        if remember:
+            self._remember(ctx, suggestion)
 
     def cancel(self) -> None:
         """Stop the generation in flight, if any."""
@@ -130,20 +173,23 @@ class Coach:
     def _generate(self, ctx: Context, cancel: threading.Event, start: float) -> Suggestion:
         self.cancel()  # latest wins: an older request would only be stale when it finished
         with self._lock:
-            self._fit_window(ctx.prefix)
+            return self._generate_locked(ctx, cancel, start)
+
+    def _generate_locked(self, ctx: Context, cancel: threading.Event, start: float) -> Suggestion:
+        self._fit_window(ctx.prefix)
+        with self._state:
+            self._inflight = cancel
+        try:
+            prompt = prompts.build(ctx, self.format, self.backend, self.max_prompt_chars)
+            stop = ("\n",) if ctx.mid_line else ()
+            if self.format == "chat":
+                stop += (prompts.FENCE,)
+            request = Request(prompt, self.policy.max_tokens, stop, self.temperature, self.top_p,
+                              self.seed, cancel, self._past_eta(prompt, ctx))
+            gen = self.backend.generate(request)
+        finally:
             with self._state:
-                self._inflight = cancel
-            try:
-                prompt = prompts.build(ctx, self.format, self.backend, self.max_prompt_chars)
-                stop = ("\n",) if ctx.mid_line else ()
-                if self.format == "chat":
-                    stop += (prompts.FENCE,)
-                request = Request(prompt, self.policy.max_tokens, stop, self.temperature, self.top_p,
-                                  self.seed, cancel, self._past_eta(prompt, ctx))
-                gen = self.backend.generate(request)
-            finally:
-                with self._state:
-                    self._inflight = None
+                self._inflight = None
         begin, end, dropped = prompts.extract(gen.text, prompt, ctx)
         tokens, logprobs = _tokens_in(gen.tokens, gen.logprobs, begin, end)
         n = self.policy.keep(logprobs, len(tokens))

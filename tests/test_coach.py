@@ -300,6 +300,61 @@ def test_a_newer_request_cancels_the_one_in_flight(test_models):
         coach.close()
 
 
+def test_a_prefetch_answers_the_next_state_from_the_cache_as_the_model_would(memorizer, probe):
+    _, prompt, expected = probe
+    coach = Coach(memorizer, parse("base-16"))
+    shown = coach.suggest(Context(prompt))
+    after = Context(prompt + shown.text)  # the state once the ghost is taken
+    assert coach.prefetch(after) is True
+    assert coach.prefetch(after) is False  # known already: nothing done
+    # a prefetch is not what is on screen: typing the ghost's first characters still goes through it
+    assert coach.suggest(Context(prompt + shown.text[:2])).source == "typed-through"
+    taken = coach.suggest(after)
+    assert taken.source == "cache" and taken.text
+    fresh = Coach(memorizer, parse("base-16")).suggest(after)
+    assert (taken.text, taken.tokens) == (fresh.text, fresh.tokens)
+
+
+def test_a_request_waits_for_the_prefetch_of_its_state_and_cancels_any_other(test_models):
+    backend = load_backend(resolve(str(test_models.random_gguf)))
+    coach = Coach(backend, parse("base-4000"), temperature=1.0)
+    long_prompt = "".join(f"value_{i} = {i} * {i}\n" for i in range(150))
+    try:
+        def prefetching(ctx):
+            done = []
+            t = threading.Thread(target=lambda: done.append(coach.prefetch(ctx)))
+            t.start()
+            deadline = time.monotonic() + 5
+            while coach._inflight is None and time.monotonic() < deadline:
+                time.sleep(0.001)
+            return t, done
+
+        # the same state: the request waits and takes the prefetch's answer (one generation)
+        ctx = Context(long_prompt)
+        t, done = prefetching(ctx)
+        got = coach.suggest(ctx)
+        t.join(timeout=30)
+        assert done == [True] and got.source == "cache" and got.finish_reason != "cancelled"
+        # another state: the request wins, the prefetch is cancelled and nothing of it is kept
+        other = Context(long_prompt + "y")
+        t, done = prefetching(other)
+        newer = coach.suggest(Context(long_prompt + "x"))
+        t.join(timeout=5)
+        assert done == [False] and newer.finish_reason != "cancelled"
+        assert coach.prefetch(other) is True  # it was not cached cancelled: computed now
+    finally:
+        coach.close()
+
+
+def test_a_model_closed_under_a_late_request_says_so_instead_of_crashing(test_models):
+    """The editor closes its model on exit while a worker may still be about to ask (a prefetch):
+    llama.cpp's freed context would take the process down."""
+    coach = Coach(load_backend(resolve(str(test_models.memorizer_gguf))), parse("base-8"))
+    coach.close()
+    with pytest.raises(BackendError, match="closed"):
+        coach.suggest(Context("import sys\n"))
+
+
 # ---------------------------------------------------------------- the command line
 def run_cli(*args):
     return subprocess.run([sys.executable, "-m", "coach", "suggest", *args], capture_output=True, text=True, timeout=120)

@@ -15,7 +15,7 @@ import pytest
 
 from coach.engine import Coach
 from coach.policies import parse
-from coach.types import Suggestion
+from coach.types import Context, Suggestion
 from problems import builtin
 from tests.models import split_probe
 from tui import metrics
@@ -184,6 +184,59 @@ async def test_tab_takes_all_ctrl_right_a_word_ctrl_down_a_line_esc_dismisses(la
         assert editor.ghost is None and editor.text == before
         await pilot.pause(0.3)  # no new ghost for the same place after a dismissal
         assert editor.ghost is None
+
+
+@pytest.mark.parametrize("prefetch", [True, False])
+async def test_after_tab_the_next_ghost_was_computed_while_the_first_was_shown(lava, test_models, prefetch):
+    """With prefetch (the default) the model works on the state after the ghost while the person
+    reads it: Tab, and the next ghost comes from the cache, with no pause to wait out. Without,
+    the model is asked after Tab."""
+    app = make_app(lava, test_models.memorizer_gguf, delay=0.5, prefetch=prefetch)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await ready(pilot, app)
+        editor = screen.editor
+        ghost = await ghost_at_end(pilot, screen)
+        after = Context(PROBE + ghost, "")
+        if prefetch:
+            await until(pilot, lambda: app.coach._cached(app.coach._key(after)) is not None, what="the prefetch")
+        await pilot.pause(0.2)
+        assert (app.coach._cached(app.coach._key(after)) is not None) is prefetch
+        await pilot.press("tab")
+        t0 = time.monotonic()
+        await until(pilot, lambda: editor.ghost is not None, what="the next ghost")
+        waited = time.monotonic() - t0
+        assert SOLUTION.startswith(editor.text + editor.ghost.text[:20].split("\n")[0])
+        assert editor.ghost.suggestion.source == ("cache" if prefetch else "model")
+        if prefetch:
+            assert waited < 0.5  # shown before the 0.5 s pause would have ended
+
+
+@pytest.mark.parametrize("prefetch", [True, False])
+async def test_an_opened_file_is_read_before_the_first_key(tmp_path, test_models, prefetch):
+    """With the warm-up the model reads the whole file as it opens (the cursor at the top asks
+    nothing); the first ghost wherever the cursor goes then reads almost no new tokens."""
+    path = tmp_path / "lava.py"
+    text = PROBE + SOLUTION[len(PROBE) + len(NEXT_LINE):]  # the reference with one line missing
+    path.write_text(text)
+    app = make_app(path, test_models.memorizer_gguf, prefetch=prefetch)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await ready(pilot, app)
+        editor = screen.editor
+        assert editor.cursor_offset == 0
+        whole = Context(text, "")
+        if prefetch:
+            await until(pilot, lambda: app.coach._cached(app.coach._key(whole)) is not None, what="the warm-up")
+        await pilot.pause(0.3)
+        assert editor.ghost is None  # nothing asked at the top of the file
+        assert (app.coach._cached(app.coach._key(whole)) is not None) is prefetch
+        editor.move_cursor((len(PROBE.splitlines()), 0))  # where the missing line goes
+        await until(pilot, lambda: editor.ghost is not None, what="a ghost")
+        t = editor.ghost.suggestion.timings
+        assert NEXT_LINE.startswith(editor.ghost.text)
+        if prefetch:
+            assert t["evaluated_tokens"] <= 3 < t["prompt_tokens"]
+        else:
+            assert t["evaluated_tokens"] == t["prompt_tokens"]
 
 
 async def test_typing_through_keeps_the_rest_and_backspace_or_a_move_clears_it(lava, test_models):

@@ -26,7 +26,8 @@ from problems import builtin
 from problems.problem import Problem
 from tui.files import Opened, open_file
 from tui.log import InteractionLog, NullLog, open_log
-from tui.screen import EditorScreen, freeze_heap
+from tui.heap import freeze_heap
+from tui.screen import EditorScreen
 from tui.screens import PickerScreen
 
 
@@ -39,6 +40,9 @@ class Settings:
     format: str | None = None
     delay_s: float = 0.1
     suggestions: bool = True
+    # the model works ahead (coach.Coach.prefetch): on a file it opens, and on the state after
+    # the ghost on screen is taken
+    prefetch: bool = True
     log_db: str | None = None      # None: the default data dir (tui/log.py)
     problem: str | None = None     # the built-in problem, when the file name does not say
     backend_options: dict = field(default_factory=dict)
@@ -115,6 +119,7 @@ class EmpowerApp(App):
         self.coach = coach
         freeze_heap()  # the model's objects too
         if isinstance(self.screen, EditorScreen):
+            self.screen.warm_up()
             self.screen.schedule_suggestion()
             self.screen.refresh_status()
 

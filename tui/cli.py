@@ -61,6 +61,8 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument("--delay", type=float, metavar="MS", help="pause before asking for a "
                         "suggestion, in ms (default 100)")
     parser.add_argument("--no-suggestions", action="store_true", help="start with suggestions off (F2)")
+    parser.add_argument("--no-prefetch", action="store_true", help="do not let the model work ahead: "
+                        "read a file when it opens, and the next suggestion while one is shown")
     parser.add_argument("--problem", metavar="ID", help="the problem this file solves: a built-in one "
                         "(default: from the file name) or a HumanEval task (HumanEval/3); with no FILE, "
                         "its own file (HumanEval_3.py here, started from its prompt)")
@@ -117,6 +119,7 @@ def prepare(args: argparse.Namespace):
         eta=eta,
         format=args.format or config.get("format") or (default.format if default else None),
         suggestions=not args.no_suggestions,
+        prefetch=not args.no_prefetch,
         log_db=args.db,
     )
     try:

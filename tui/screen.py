@@ -6,7 +6,6 @@ log. The app around it (tui/app.py) owns what outlives a file: the settings, the
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import threading
 from typing import Any
@@ -18,40 +17,22 @@ from textual.css.query import NoMatches
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import Footer, Markdown, Static
+from textual.widgets import Footer, Markdown
 
 from coach.types import CoachError, Context, Suggestion
 from problems.problem import Problem
 from tui import keys
 from tui.editor import GhostEditor
+from tui.heap import freeze_heap
 from tui.files import ANY, ChangedOnDisk, FileRefused, Opened, SaveFailed, encoded, open_file, save_atomic
 from tui.recovery import Recovery
 from tui.log import LogUnavailable, NullLog
 from tui.results import TestResults
 from tui.screens import HelpScreen, changed_question, quit_question, restore_question
+from tui.widgets import StatusBar, statement_of
 
 RECOVERY_EVERY_S = 3.0
 NARROW = 100  # columns: below this the statement starts hidden
-
-
-class StatusBar(Static):
-    # nowrap + ellipsis: Static ignores a rich Text's no_wrap, and a wrapped status bar of one
-    # row loses its end without a mark.
-    DEFAULT_CSS = """StatusBar { height: 1; background: $panel; color: $text; padding: 0 1;
-                                 text-wrap: nowrap; text-overflow: ellipsis; }"""
-
-
-def statement_of(problem: Problem) -> str:
-    """The statement as Markdown under its title (a built-in problem's is Markdown with it). A
-    docstring's examples (`>>> f(1)` and the answer under it) go in a code block: as Markdown,
-    each `>` would open a quote."""
-    text = problem.statement.strip()
-    if text.startswith("#"):
-        return text
-    lines = text.splitlines()
-    first = next((i for i, line in enumerate(lines) if line.lstrip().startswith(">>>")), len(lines))
-    prose, examples = "\n".join(lines[:first]).strip(), "\n".join(lines[first:]).strip()
-    return f"# {problem.title}\n\n{prose}" + (f"\n\n```python\n{examples}\n```" if examples else "")
 
 
 class EditorScreen(Screen):
@@ -117,6 +98,8 @@ class EditorScreen(Screen):
             self.recovery.clear()  # nothing new in it
             self._start_session()
         self.call_after_refresh(self.refresh_status)
+        if self.app.coach is not None:  # given ready-made (a benchmark, an embedding app)
+            self.warm_up()
 
     def _restored(self, answer: str | None) -> None:
         if answer == "restore":
@@ -168,6 +151,8 @@ class EditorScreen(Screen):
         self.refresh_status()
 
     def on_ghost_editor_accepted(self, event: GhostEditor.Accepted) -> None:
+        if event.how == "all" and self.app.settings.prefetch:
+            self._ask_now()  # its answer is prefetched (or on its way): no pause to wait out
         self.refresh_status()
 
     def schedule_suggestion(self) -> None:
@@ -186,6 +171,13 @@ class EditorScreen(Screen):
                 request = self._request
                 self.call_later(lambda: request == self._request and self._ask())
 
+    def _ask_now(self) -> None:
+        if self._debounce is not None:
+            self._debounce.stop()
+            self._debounce = None
+        request = self._request
+        self.call_later(lambda: request == self._request and self._ask())
+
     def _ask(self) -> None:
         editor = self.editor
         coach = self.app.coach
@@ -194,6 +186,8 @@ class EditorScreen(Screen):
         if not editor.selection.is_empty or not editor.has_focus:
             return
         text, offset = editor.text, editor.cursor_offset
+        if offset == 0 and text:
+            return  # a file just opened, the cursor at its top: nothing before it to go on
         ctx = Context(text[:offset], text[offset:])
         self._request += 1
         self._cancel = threading.Event()
@@ -221,7 +215,24 @@ class EditorScreen(Screen):
         self.errors = ""
         if suggestion.text:
             editor.show_ghost(suggestion)
+            if self.app.settings.prefetch:
+                self._prefetch(self.app.coach, Context(ctx.prefix + suggestion.text, ctx.suffix))
         self.refresh_status()
+
+    def warm_up(self) -> None:
+        """Have the model read the file while the person looks at it: a prefetch at the end of
+        the file, whose prompt begins every earlier position's, so the KV cache serves wherever
+        the cursor goes next instead of the whole file being read at the first pause."""
+        coach, text = self.app.coach, self.editor.text
+        if coach is not None and text and self.app.settings.suggestions and self.app.settings.prefetch:
+            self._prefetch(coach, Context(text, ""))
+
+    @work(thread=True, group="prefetch", exit_on_error=False)
+    def _prefetch(self, coach, ctx: Context) -> None:
+        try:
+            coach.prefetch(ctx)
+        except Exception:  # noqa: BLE001 - a guess that failed costs nothing: the request will say why
+            pass
 
     def _failed(self, request: int, message: str) -> None:
         self.errors = message
@@ -384,13 +395,3 @@ class EditorScreen(Screen):
         if action in ("toggle_statement", "run_tests", "toggle_results") and self.problem is None:
             return False
         return True
-
-
-def freeze_heap(collect: bool = False) -> None:
-    """Move what start-up created (Textual, llama.cpp, numpy: ~200k objects) out of the
-    garbage collector's sight. Otherwise a full collection scans them all, 50-150 ms with the
-    event loop stopped, and the keys typed meanwhile wait (bench/tui.py measured it).
-    `collect`: first collect what is already garbage (~100 ms: only at start, before typing)."""
-    if collect:
-        gc.collect()
-    gc.freeze()

@@ -38,6 +38,7 @@ class LlamaCppBackend:
         self._options = dict(n_ctx=n_ctx, n_threads=n_threads, seed=seed)
         self._lib = llama_cpp
         self._lock = threading.Lock()
+        self._closed = False
         if spec.lora is not None and not spec.lora.is_file():
             raise BackendError(f"{spec.lora}: LoRA adapter not found")
         n_ctx = min(n_ctx, _trained_context(spec.path) or n_ctx)
@@ -80,10 +81,14 @@ class LlamaCppBackend:
         return self._fim
 
     def count_tokens(self, text: str) -> int:
-        return len(self.llm.tokenize(text.encode(), add_bos=False, special=False))
+        with self._lock:
+            if self._closed:
+                raise BackendError(f"{self.spec.label}: the model was closed")
+            return len(self.llm.tokenize(text.encode(), add_bos=False, special=False))
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True
             self.llm.close()
 
     # ------------------------------------------------------------ generation
@@ -102,6 +107,10 @@ class LlamaCppBackend:
 
     def generate(self, request: Request) -> Generation:
         with self._lock:
+            # A worker thread may still ask after the editor closed the model: llama.cpp's freed
+            # context would crash the process, this says so instead.
+            if self._closed:
+                raise BackendError(f"{self.spec.label}: the model was closed")
             return self._generate(request)
 
     def _generate(self, request: Request) -> Generation:
