@@ -258,7 +258,7 @@ class Coach:
             self._last = (ctx, suggestion) if suggestion.text else None
 
     def _key(self, ctx: Context) -> tuple:
-        return (prompts.window(ctx.prefix, self.max_prompt_chars), ctx.suffix[:SUFFIX_KEY],
+        return (prompts.window(ctx.prefix, self.max_prompt_chars), ctx.suffix[:SUFFIX_KEY], ctx.related,
                 str(self.policy), self.format, self.temperature, self.top_p, self.seed)
 
 

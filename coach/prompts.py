@@ -97,9 +97,23 @@ def chat_messages(code: str) -> list[dict]:
     return messages
 
 
+def related_head(related: tuple[str, ...], max_chars: int) -> str:
+    """The other files' chunks that go ahead of the code: whole chunks, at most a quarter of the
+    window, so the file's own code keeps the rest."""
+    head = ""
+    for chunk in related:
+        if len(head) + len(chunk) > max_chars // 4:
+            break
+        head += chunk
+    return head
+
+
 def build(ctx: Context, fmt: str, backend, max_chars: int = WINDOW_CHARS) -> Prompt:
-    """The prompt for `ctx` in format `fmt`, rendered for `backend` where it renders itself."""
-    code = window(ctx.prefix, max_chars)
+    """The prompt for `ctx` in format `fmt`, rendered for `backend` where it renders itself.
+    Chunks of other files (`ctx.related`) go ahead of the code in the completion formats; the
+    chat framing shows the file alone."""
+    head = related_head(ctx.related, max_chars) if fmt != "chat" else ""
+    code = window(ctx.prefix, max_chars - len(head))
     if fmt == "chat":
         messages = chat_messages(code)
         prefill = fenced(code)
@@ -113,8 +127,8 @@ def build(ctx: Context, fmt: str, backend, max_chars: int = WINDOW_CHARS) -> Pro
     suffix = ctx.suffix[:max_chars // 2]
     if fim and suffix.strip():
         pre, suf, mid = fim
-        return Prompt("fim", f"{pre}{code}{suf}{suffix}{mid}", suffix=suffix)
-    return Prompt("completion", code)
+        return Prompt("fim", f"{pre}{head}{code}{suf}{suffix}{mid}", suffix=suffix)
+    return Prompt("completion", head + code)
 
 
 OPEN_FENCE = re.compile(r"\s*```[\w+-]*[ \t]*\n")

@@ -9,9 +9,11 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True)
 class Context:
-    """The code around the cursor: what the person has written before it and after it."""
+    """The code around the cursor: what the person has written before it and after it, and
+    chunks of the project's other files to put ahead of it (coach/related.py renders them)."""
     prefix: str
     suffix: str = ""
+    related: tuple[str, ...] = ()
 
     @property
     def mid_line(self) -> bool:

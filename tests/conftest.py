@@ -17,6 +17,16 @@ if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
+@pytest.fixture
+def private_dirs(tmp_path, monkeypatch):
+    """The editor's recovery copies, data, config and log in the test's own directory, never the
+    real user's (the editor's tests use it for every test: pytestmark)."""
+    monkeypatch.setenv("EMPOWER_RECOVERY_DIR", str(tmp_path / "recovery"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("EMPOWER_CONFIG", str(tmp_path / "config.toml"))
+    monkeypatch.delenv("EMPOWER_LOG_DB", raising=False)
+
+
 @pytest.fixture(scope="session")
 def test_models():
     """The tiny tokenizer/models/GGUFs (tests/models.py), built once per clone and reused.

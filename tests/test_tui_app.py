@@ -18,6 +18,7 @@ from coach.policies import parse
 from coach.types import Context, Suggestion
 from problems import builtin
 from tests.models import split_probe
+from tests.pilot import until
 from tui import metrics
 from tui.app import EmpowerApp, Settings
 from tui.screen import EditorScreen
@@ -34,13 +35,7 @@ PROBE, NEXT_LINE = split_probe(SOLUTION)
 EXE = str(Path(sys.executable).parent / "empower-tui")
 
 
-@pytest.fixture(autouse=True)
-def private_dirs(tmp_path, monkeypatch):
-    """Nothing lands in the real user's data or config dirs."""
-    monkeypatch.setenv("EMPOWER_RECOVERY_DIR", str(tmp_path / "recovery"))
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
-    monkeypatch.setenv("EMPOWER_CONFIG", str(tmp_path / "config.toml"))
-    monkeypatch.delenv("EMPOWER_LOG_DB", raising=False)
+pytestmark = pytest.mark.usefixtures("private_dirs")  # tests/conftest.py
 
 
 @pytest.fixture
@@ -56,14 +51,6 @@ def make_app(path, model=None, *, coach=None, delay=0.02, db=None, **settings) -
     s = Settings(model=str(model) if model else None, delay_s=delay, log_db=str(db), **settings)
     problem = builtin.load(Path(path).stem) if Path(path).stem in builtin.names() else None
     return EmpowerApp(open_file(path), s, problem, coach=coach)
-
-
-async def until(pilot, predicate, timeout=15.0, what="the condition"):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await pilot.pause(0.02)
 
 
 async def ready(pilot, app: EmpowerApp) -> EditorScreen:

@@ -5,7 +5,9 @@ Who does what:
 - `EditorScreen` (tui/screen.py) owns one open file: asks for suggestions after a pause, saves,
   keeps the recovery copy, runs the problem's tests (tui/results.py), writes the interaction log;
 - `EmpowerApp` owns what outlives a file: the settings, the model (loaded in a thread at start:
-  the editor is usable before it is ready) and the log.
+  the editor is usable before it is ready), the log, and the project: every open buffer is an
+  installed EditorScreen (its own undo, save, recovery copy and log session), Ctrl+P picks a
+  file of the project (tui/project.py) and switches to it, and quitting asks about each unsaved one.
 
 Nothing slow runs on the event loop: the model and the judge run in thread workers, and their
 results come back through `call_from_thread`. A result for a buffer or cursor that has changed
@@ -15,18 +17,22 @@ since it was asked for is dropped.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from textual import work
 from textual.app import App
 from textual.binding import Binding
+from textual.command import SimpleCommand
+from textual.widgets import Static
 
 from coach.policies import policy_name
 from coach.types import CoachError
 from problems import builtin
 from problems.problem import Problem
-from tui.files import Opened, open_file
+from tui.files import FileRefused, Opened, open_file
 from tui.log import InteractionLog, NullLog, open_log
 from tui.heap import freeze_heap
+from tui.project import Project
 from tui.screen import EditorScreen
 from tui.screens import PickerScreen
 
@@ -43,6 +49,7 @@ class Settings:
     # the model works ahead (coach.Coach.prefetch): on a file it opens, and on the state after
     # the ghost on screen is taken
     prefetch: bool = True
+    context: bool = True  # chunks of the other open files ahead of the code (coach/related.py)
     log_db: str | None = None      # None: the default data dir (tui/log.py)
     problem: str | None = None     # the built-in problem, when the file name does not say
     backend_options: dict = field(default_factory=dict)
@@ -54,14 +61,19 @@ class Settings:
 
 class EmpowerApp(App):
     TITLE = "Empower"
-    BINDINGS = [Binding("ctrl+q", "quit", "Quit", show=False)]
+    # Ctrl+P is the project's file picker (keys.py), not Textual's command palette.
+    ENABLE_COMMAND_PALETTE = False
+    BINDINGS = [Binding("ctrl+q", "quit", "Quit", show=False), Binding("ctrl+p", "pick_file", "Open", show=False)]
 
     def __init__(self, opened: Opened | None, settings: Settings | None = None,
-                 problem: Problem | None = None, coach=None) -> None:
+                 problem: Problem | None = None, coach=None, project: Project | None = None) -> None:
         """`coach`: an already loaded Coach (benchmarks, embedding); otherwise the model of
-        `settings.model` is loaded in a thread once the app is up."""
+        `settings.model` is loaded in a thread once the app is up. `project`: the directory
+        Ctrl+P picks from; with no `opened` file the picker opens at once."""
         super().__init__()
         self.opened = opened
+        self.project = project
+        self.buffers: dict[Path, EditorScreen] = {}  # open files, in the order opened
         self.settings = settings or Settings()
         self.problem = problem
         self.coach = coach
@@ -75,10 +87,18 @@ class EmpowerApp(App):
             self.model_status = f"loading {self.settings.model}…"
             self._load_model()
         freeze_heap(collect=True)
-        if self.opened is None:
-            self.push_screen(PickerScreen([builtin.load(n) for n in builtin.names()]), self._picked)
+        if self.opened is not None:
+            self.show_buffer(self.opened, self.problem)
+        elif self.project is not None:
+            self.pick_file()
         else:
-            self.push_screen(EditorScreen(self.opened, self.problem))
+            self.push_screen(PickerScreen([builtin.load(n) for n in builtin.names()]), self._picked)
+
+    def compose(self):  # the screen under the buffers: seen in a project before a file is open
+        yield Static("Ctrl+P: open a file of the project · Ctrl+Q: quit", id="hint")
+
+    def action_pick_file(self) -> None:
+        self.pick_file()
 
     def _picked(self, name: str | None) -> None:
         if name is None:
@@ -86,7 +106,66 @@ class EmpowerApp(App):
             return
         problem = builtin.load(name)
         self.opened = open_file(problem.starter_file)
-        self.push_screen(EditorScreen(self.opened, problem))
+        self.show_buffer(self.opened, problem)
+
+    # ------------------------------------------------------------------ buffers
+    def show_buffer(self, opened: Opened, problem: Problem | None = None) -> EditorScreen:
+        """Switch to `opened`'s buffer, making it when it is not open yet."""
+        screen = self.buffers.get(opened.path)
+        if screen is None:
+            if problem is None and opened.path.stem in builtin.names() and opened.path.suffix == ".py":
+                problem = builtin.load(opened.path.stem)
+            screen = self.buffers[opened.path] = EditorScreen(opened, problem)
+            self.install_screen(screen, name=f"buffer:{opened.path}")
+        if isinstance(self.screen, EditorScreen):
+            self.switch_screen(screen)
+        else:
+            self.push_screen(screen)
+        return screen
+
+    def open_path(self, path: Path) -> None:
+        screen = self.buffers.get(path)
+        if screen is not None:
+            self.show_buffer(screen.opened)
+            return
+        try:
+            opened = open_file(path)
+        except FileRefused as e:
+            self.notify(str(e), title="not opened", severity="error", timeout=8)
+            return
+        self.show_buffer(opened)
+
+    def pick_file(self) -> None:
+        """Ctrl+P: every file of the project, fuzzy-matched as you type (Textual's palette);
+        open buffers first, marked when unsaved."""
+        if self.project is None:
+            self.notify("no project: open a directory (empower-tui DIR) or a file inside a git repository",
+                        severity="warning")
+            return
+        opened = [p for p in self.buffers]
+        rest = [self.project.root / f for f in self.project.files()]
+        rest = [p for p in rest if p not in self.buffers]
+
+        def command(path: Path) -> SimpleCommand:
+            screen = self.buffers.get(path)
+            help_ = "open, unsaved" if screen is not None and screen.dirty else "open" if screen else ""
+            return SimpleCommand(self.project.relative(path), lambda: self.open_path(path), help_ or None)
+
+        self.search_commands([command(p) for p in opened + rest], placeholder="Open a file of "
+                             f"{self.project.root.name or self.project.root} (fuzzy)…")
+
+    def buffer_closed(self, screen: EditorScreen) -> None:
+        """A buffer said quit (saved, or its changes discarded): go on to the next unsaved one, or end."""
+        self.buffers.pop(screen.opened.path, None)
+        dirty = next((b for b in self.buffers.values() if b.dirty), None)
+        if dirty is not None:
+            self.switch_screen(dirty)
+            self.call_later(dirty.action_quit)
+            return
+        for rest in self.buffers.values():
+            rest.close()
+        self.buffers.clear()
+        self.exit()
 
     @work(thread=True, group="model", exit_on_error=False)
     def _load_model(self) -> None:

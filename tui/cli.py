@@ -20,6 +20,7 @@ import dataclasses
 import json
 import sys
 from datetime import datetime, timezone
+from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,8 +37,21 @@ def main(argv: list[str] | None = None) -> int:
         settings, opened, problem = prepare(args)
     except BadInput as e:
         return _fail("empower-tui", str(e))
-    EmpowerApp(opened, settings, problem).run()
+    EmpowerApp(opened, settings, problem, project=project_of(args.file)).run()
     return 0
+
+
+def project_of(target: str | None):
+    """The project Ctrl+P picks from: a directory given, or the git work tree a file is in."""
+    from tui.project import Project
+
+    if target is None:
+        return None
+    path = Path(target)
+    if path.is_dir():
+        return Project.around(path)
+    project = Project.around(path if path.parent.is_dir() else Path.cwd())
+    return project if (project.root / ".git").exists() else None
 
 
 def parser() -> argparse.ArgumentParser:
@@ -49,8 +63,9 @@ def parser() -> argparse.ArgumentParser:
         epilog="empower-tui stats [--db PATH] [--session ID] [--json] [--csv FILE]: how the "
                "suggestions were used, per model and policy, from the interaction log "
                "(empower-tui stats --help).")
-    parser.add_argument("file", nargs="?", metavar="FILE",
-                        help="the file to edit (created on save); none: pick a built-in problem")
+    parser.add_argument("file", nargs="?", metavar="FILE|DIR",
+                        help="the file to edit (created on save), or a project's directory (Ctrl+P picks its "
+                             "files; a file in a git repository opens its project too); none: pick a built-in problem")
     parser.add_argument("--model", metavar="SPEC", help="the assistant: a .gguf, an HF or adapter "
                         "directory, openai:URL#NAME, or a name from the config")
     parser.add_argument("--policy", help="base, base-N (e.g. base-20), threshold, trained "
@@ -61,6 +76,8 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument("--delay", type=float, metavar="MS", help="pause before asking for a "
                         "suggestion, in ms (default 100)")
     parser.add_argument("--no-suggestions", action="store_true", help="start with suggestions off (F2)")
+    parser.add_argument("--no-context", action="store_true", help="show the model the current file only, "
+                        "not chunks of the other open files")
     parser.add_argument("--no-prefetch", action="store_true", help="do not let the model work ahead: "
                         "read a file when it opens, and the next suggestion while one is shown")
     parser.add_argument("--problem", metavar="ID", help="the problem this file solves: a built-in one "
@@ -120,6 +137,7 @@ def prepare(args: argparse.Namespace):
         format=args.format or config.get("format") or (default.format if default else None),
         suggestions=not args.no_suggestions,
         prefetch=not args.no_prefetch,
+        context=not args.no_context,
         log_db=args.db,
     )
     try:
@@ -139,8 +157,8 @@ def prepare(args: argparse.Namespace):
             problem = find(args.problem)
         except ProblemsError as e:
             raise BadInput(str(e)) from None
-    if args.file is None and problem is None:
-        return settings, None, None
+    if args.file is None and problem is None or args.file is not None and Path(args.file).is_dir():
+        return settings, None, None  # a built-in problem to pick, or a project's file (Ctrl+P)
     # With no FILE, a problem's own file: the built-in starter, or ID.py here ("HumanEval/3":
     # HumanEval_3.py), which starts from the problem's starter code until it is saved.
     path = args.file or problem.starter_file or f"{problem.file_stem}.py"

@@ -40,6 +40,8 @@ KEYS = [
     Key("F3", "show / hide the problem statement", "Problems", "f3", "toggle_statement", "screen", "Statement"),
     Key("F6", "show / hide the test results", "Problems", "f6", "toggle_results", "screen", "Results"),
     Key("Ctrl+S", "save", "File", "ctrl+s", "save", "screen", "Save"),
+    Key("Ctrl+P", "open a file of the project (fuzzy; open ones first)", "File", "ctrl+p", "open_file", "screen",
+        "Open", priority=True),
     Key("Ctrl+Q", "quit (asks when there are unsaved changes)", "File", "ctrl+q", "quit", "screen", "Quit",
         priority=True),
     Key("Enter", "new line, keeping the indentation (one level deeper after ':')", "Editing"),

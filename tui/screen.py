@@ -1,7 +1,7 @@
-"""The editor's screen: one open file. It asks for suggestions after a pause (the model runs in
-a thread worker; an answer for a buffer or cursor that has changed since is dropped), saves,
-keeps the recovery copy, runs the problem's tests (tui/results.py) and writes the interaction
-log. The app around it (tui/app.py) owns what outlives a file: the settings, the model, the log.
+"""The editor's screen: one open file (a buffer of the project). It asks for suggestions
+(tui/asking.py), saves, keeps the recovery copy, runs the problem's tests (tui/results.py) and
+writes the interaction log. The app around it (tui/app.py) owns what outlives a file: the
+settings, the model, the log, the other buffers.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import threading
 from typing import Any
 
 from rich.text import Text
-from textual import work
 from textual.app import ComposeResult
 from textual.css.query import NoMatches
 from textual.containers import Horizontal, VerticalScroll
@@ -19,11 +18,12 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Footer, Markdown
 
-from coach.types import CoachError, Context, Suggestion
 from problems.problem import Problem
 from tui import keys
+from tui.asking import Asking
 from tui.editor import GhostEditor
 from tui.heap import freeze_heap
+from tui.project import language_of
 from tui.files import ANY, ChangedOnDisk, FileRefused, Opened, SaveFailed, encoded, open_file, save_atomic
 from tui.recovery import Recovery
 from tui.log import LogUnavailable, NullLog
@@ -35,7 +35,7 @@ RECOVERY_EVERY_S = 3.0
 NARROW = 100  # columns: below this the statement starts hidden
 
 
-class EditorScreen(Screen):
+class EditorScreen(Asking, Screen):
     BINDINGS = keys.bindings("screen")
     DEFAULT_CSS = """
     EditorScreen #main { height: 1fr; }
@@ -61,11 +61,12 @@ class EditorScreen(Screen):
         self._debounce: Timer | None = None
         self._request = 0     # the id of the latest suggestion request; older answers are stale
         self._cancel: threading.Event | None = None
+        self._related_at: tuple[int, tuple[str, ...]] | None = None  # (line, chunks of other buffers)
 
     # ------------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
         with Horizontal(id="main"):
-            yield GhostEditor(self.opened.text, id="editor")
+            yield GhostEditor(self.opened.text, id="editor", language=language_of(self.opened.path))
             with VerticalScroll(id="statement", classes="" if self.problem else "hidden"):
                 if self.problem:
                     yield Markdown(statement_of(self.problem))
@@ -155,89 +156,6 @@ class EditorScreen(Screen):
             self._ask_now()  # its answer is prefetched (or on its way): no pause to wait out
         self.refresh_status()
 
-    def schedule_suggestion(self) -> None:
-        """(Re)start the pause timer; a request in flight for an older state is now stale."""
-        if self._debounce is not None:
-            self._debounce.stop()
-        self._request += 1
-        if self._cancel is not None:
-            self._cancel.set()
-            self._cancel = None
-        if self.app.coach is not None and self.app.settings.suggestions:
-            delay = self.app.settings.delay_s
-            if delay > 0:
-                self._debounce = self.set_timer(delay, self._ask)
-            else:  # set_timer(0) never fires in Textual 8 (its timer divides by the interval)
-                request = self._request
-                self.call_later(lambda: request == self._request and self._ask())
-
-    def _ask_now(self) -> None:
-        if self._debounce is not None:
-            self._debounce.stop()
-            self._debounce = None
-        request = self._request
-        self.call_later(lambda: request == self._request and self._ask())
-
-    def _ask(self) -> None:
-        editor = self.editor
-        coach = self.app.coach
-        if coach is None or not self.app.settings.suggestions or editor.ghost is not None:
-            return
-        if not editor.selection.is_empty or not editor.has_focus:
-            return
-        text, offset = editor.text, editor.cursor_offset
-        if offset == 0 and text:
-            return  # a file just opened, the cursor at its top: nothing before it to go on
-        ctx = Context(text[:offset], text[offset:])
-        self._request += 1
-        self._cancel = threading.Event()
-        self._record("suggestion_requested", {"offset": offset})
-        self._suggest(coach, ctx, self._request, self._cancel)
-
-    @work(thread=True, group="suggest", exit_on_error=False)
-    def _suggest(self, coach, ctx: Context, request: int, cancel: threading.Event) -> None:
-        try:
-            suggestion = coach.suggest(ctx, cancel)
-        except CoachError as e:
-            self.app.call_from_thread(self._failed, request, str(e))
-        except Exception as e:  # a model must never take the editor down
-            self.app.call_from_thread(self._failed, request, f"{type(e).__name__}: {e}")
-        else:
-            self.app.call_from_thread(self._arrived, request, ctx, suggestion)
-
-    def _arrived(self, request: int, ctx: Context, suggestion: Suggestion) -> None:
-        if request != self._request or not self.app.settings.suggestions:
-            return  # the person typed or moved since: this answer is for another state
-        editor = self.editor
-        self.latency_ms = 1000 * suggestion.latency_s
-        if editor.text != ctx.prefix + ctx.suffix or editor.cursor_offset != len(ctx.prefix):
-            return
-        self.errors = ""
-        if suggestion.text:
-            editor.show_ghost(suggestion)
-            if self.app.settings.prefetch:
-                self._prefetch(self.app.coach, Context(ctx.prefix + suggestion.text, ctx.suffix))
-        self.refresh_status()
-
-    def warm_up(self) -> None:
-        """Have the model read the file while the person looks at it: a prefetch at the end of
-        the file, whose prompt begins every earlier position's, so the KV cache serves wherever
-        the cursor goes next instead of the whole file being read at the first pause."""
-        coach, text = self.app.coach, self.editor.text
-        if coach is not None and text and self.app.settings.suggestions and self.app.settings.prefetch:
-            self._prefetch(coach, Context(text, ""))
-
-    @work(thread=True, group="prefetch", exit_on_error=False)
-    def _prefetch(self, coach, ctx: Context) -> None:
-        try:
-            coach.prefetch(ctx)
-        except Exception:  # noqa: BLE001 - a guess that failed costs nothing: the request will say why
-            pass
-
-    def _failed(self, request: int, message: str) -> None:
-        self.errors = message
-        self.refresh_status()
-
     def action_toggle_suggestions(self) -> None:
         s = self.app.settings
         s.suggestions = not s.suggestions
@@ -304,7 +222,7 @@ class EditorScreen(Screen):
     async def action_quit(self) -> None:
         if not self.dirty:
             self.close()
-            self.app.exit()
+            self.app.buffer_closed(self)
             return
         self.app.push_screen(quit_question(self.opened.path.name), self._quit_answer)
 
@@ -317,7 +235,7 @@ class EditorScreen(Screen):
             return
         self.recovery.clear()
         self.close()
-        self.app.exit()
+        self.app.buffer_closed(self)
 
     def close(self) -> None:
         """End the session (the log keeps the final buffer, saved or not)."""
@@ -389,6 +307,9 @@ class EditorScreen(Screen):
         if app.coach is None and app.model_error:
             parts.append(("  " + app.model_error, "yellow"))
         bar.update(Text.assemble(*parts), layout=False)  # one row, fixed by CSS: no re-layout per key
+
+    def action_open_file(self) -> None:
+        self.app.pick_file()
 
     def check_action(self, action: str, parameters: tuple) -> bool | None:
         """The problem keys exist only for a built-in problem (and leave the footer otherwise)."""
