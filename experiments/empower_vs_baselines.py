@@ -269,7 +269,7 @@ class Experiment:
 def best_of(results: Path, families: list[set[str]]) -> list[str]:
     """For each set of families, its arm with the best mean DPR on the fixed HumanEval problems
     with the oracle (ties: the first in the arms' order)."""
-    from experiments.report import groups, load_episodes, mean_dpr
+    from experiments.tables import groups, load_episodes, mean_dpr
 
     fixed = groups(load_episodes(results)).get("humaneval", {})  # the problems every arm played
     dpr = {a.key: mean_dpr(fixed.get(a.key, [])) for a in all_arms()}

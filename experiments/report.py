@@ -14,190 +14,13 @@ import math
 import os
 from pathlib import Path
 
-from evals.metrics import dpr, paired, summarize
-from experiments.arms import Arm, all_arms
-
-DATASETS = {  # name in the report, and what the problems are
-    "humaneval": ("HumanEval (fixed 40)", "bench/humaneval-40.txt: 40 HumanEval problems, oracle human"),
-    "builtin": ("Built-in problems", "the six practice problems of problems/catalog, oracle human"),
-    "files": ("Held-out code", "functions of held-out standard-library modules: the episode starts at the "
-              "function's body, the oracle replays the author's code; correct = the body was finished"),
-    "humaneval-all": ("HumanEval (all 164)", "every HumanEval problem, for the best Empower arm and the best other arm"),
-    "humaneval-llm": ("HumanEval with an LLM human", "the first problems of the fixed 40 with the built-in gemma-3-270m "
-                      "as the human (the paper's setting, scaled down), for the best untrained, SFT and Empower arm "
-                      "(best by DPR with the oracle)"),
-}
+from experiments.arms import all_arms
+from experiments.figures import figure_arms, figure_eta, figure_paired
+from experiments.findings import (MAIN, best_empower, comparisons, defaults_lines, findings, findings_lines,
+                                  verdict)
+from experiments.tables import DATASETS, arm_table, groups, load_episodes
 
 
-def load_episodes(results: Path) -> list[dict]:
-    out = []
-    for f in sorted((results / "episodes").glob("*.jsonl")):
-        out += [json.loads(line) for line in f.read_text().splitlines() if line.strip()]
-    return out
-
-
-def mean_dpr(eps: list[dict]) -> float | None:
-    ok = [e for e in eps if not e["errored"]]
-    return sum(dpr(e["correct"], e["tokens_read"], e["tokens_written"]) for e in ok) / len(ok) if ok else None
-
-
-def arm_table(eps_by_arm: dict[str, list[dict]], arms: list[Arm]) -> list[dict]:
-    rows = []
-    for a in arms:
-        eps = eps_by_arm.get(a.key)
-        if not eps:
-            continue
-        s = summarize(eps)
-        ok = [e for e in eps if not e["errored"]]
-        shown = sum(e["suggested"] for e in ok)
-        rows.append({"arm": a.name, "key": a.key, "trained": a.trained, "n": s.n, "errored": s.n_errored,
-                     "pass": s.pass_at_1, "pass_se": s.pass_at_1_se, "accept": s.accept_ratio,
-                     "accept_se": s.accept_ratio_se, "dpr": s.dpr, "dpr_se": s.dpr_se,
-                     "shown": shown / len(ok) if ok else math.nan,
-                     "chars": sum(e["suggestion_chars"] for e in ok) / shown if shown else math.nan,
-                     "read": _mean(e["tokens_read"] for e in ok), "written": _mean(e["tokens_written"] for e in ok),
-                     # the same episodes had the human written what it accepted too: no assistant at all
-                     "alone": _mean(dpr(e["correct"], 0, e["tokens_written"] + e["tokens_accepted"]) for e in ok)})
-    return rows
-
-
-def _mean(xs) -> float:
-    xs = list(xs)
-    return sum(xs) / len(xs) if xs else math.nan
-
-
-def groups(episodes: list[dict]) -> dict[str, dict[str, list[dict]]]:
-    """Episodes by report dataset, then by arm, on the problems every arm of the dataset played
-    (an arm that played more, as after a smaller rerun, is not compared on more). HumanEval also
-    gives "humaneval-all": all 164 for the arms that ran them all."""
-    out: dict[str, dict[str, list[dict]]] = {}
-    for e in episodes:
-        out.setdefault(e["dataset"], {}).setdefault(e["arm"], []).append(e)
-    for name in list(out):  # every table on the problems every arm of it played
-        by = out[name]
-        common = set.intersection(*({e["problem_id"] for e in eps} for eps in by.values()))
-        out[name] = {k: [e for e in eps if e["problem_id"] in common] for k, eps in by.items()}
-        most = max(len(eps) for eps in by.values())
-        if name == "humaneval" and most > len(common):
-            out["humaneval-all"] = {k: eps for k, eps in by.items() if len(eps) == most}
-    return {k: out[k] for k in DATASETS if k in out}
-
-
-def best_empower(by_arm: dict[str, list[dict]]) -> str | None:
-    cands = [(mean_dpr(eps), k) for k, eps in by_arm.items() if k.startswith("empower") and mean_dpr(eps) is not None]
-    return max(cands)[1] if cands else None
-
-
-def comparisons(by_arm: dict[str, list[dict]], best: str, arms: list[Arm]) -> list[dict]:
-    """The best Empower arm against every other arm: paired DPR difference and per-problem
-    wins, ties and losses (a tie: the same DPR to 1e-9)."""
-    out = []
-    for a in arms:
-        if a.key == best or a.key not in by_arm:
-            continue
-        p = paired(by_arm[best], by_arm[a.key], "dpr")
-        da = {e["problem_id"]: e for e in by_arm[best] if not e["errored"]}
-        db = {e["problem_id"]: e for e in by_arm[a.key] if not e["errored"]}
-        w = t = l = 0
-        for pid in da.keys() & db.keys():
-            x = dpr(da[pid]["correct"], da[pid]["tokens_read"], da[pid]["tokens_written"])
-            y = dpr(db[pid]["correct"], db[pid]["tokens_read"], db[pid]["tokens_written"])
-            w, t, l = (w + 1, t, l) if x > y + 1e-9 else (w, t, l + 1) if y > x + 1e-9 else (w, t + 1, l)
-        out.append({"against": a.key, "name": a.name, "n": p.n, "diff": p.diff, "low": p.low, "high": p.high,
-                    "wins": w, "ties": t, "losses": l})
-    return out
-
-
-def verdict(c: dict) -> str:
-    if c["low"] > 0:
-        return "better"
-    if c["high"] < 0:
-        return "worse"
-    return "no difference shown"
-
-
-# ---------------------------------------------------------------------------- figures
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def figure_arms(tables: dict[str, list[dict]], path: Path) -> None:
-    """DPR and accept ratio per arm with standard errors, one row of panels per dataset. DPR's
-    axis is zoomed to its values: on 0-1 a difference the paired interval calls real is invisible."""
-    plt = _plt()
-    names = [n for n in tables if n not in ("humaneval-all", "humaneval-llm")]
-    fig, axes = plt.subplots(len(names), 2, figsize=(12, 3.2 * len(names)), squeeze=False, constrained_layout=True)
-    for row, name in zip(axes, names):
-        t = tables[name]
-        labels = [r["arm"] for r in t]
-        colors = ["tab:green" if r["key"].startswith("empower") else "tab:blue" if r["trained"] else "tab:gray" for r in t]
-        for ax, metric, title in ((row[0], "dpr", "DPR"), (row[1], "accept", "accept ratio")):
-            vals = [r[metric] for r in t]
-            errs = [r[f"{metric}_se"] if not math.isnan(r[f"{metric}_se"]) else 0 for r in t]
-            ax.bar(range(len(t)), [0 if math.isnan(v) else v for v in vals], yerr=errs, color=colors, capsize=3)
-            ax.set_xticks(range(len(t)), labels, rotation=45, ha="right", fontsize=8)
-            ax.set_title(f"{DATASETS[name][0]}: {title} (± SE)", fontsize=10)
-            finite = [v - e for v, e in zip(vals, errs) if not math.isnan(v)] + [v + e for v, e in zip(vals, errs) if not math.isnan(v)]
-            if metric == "dpr" and finite:
-                lo, hi = min(finite), max(finite)
-                pad = max((hi - lo) * 0.15, 0.002)
-                ax.set_ylim(max(0.0, lo - pad), min(1.0, hi + pad))
-    fig.suptitle("Every arm: grey untrained, blue trained on SFT labels, green trained on Empower labels", fontsize=11)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def figure_eta(tables: dict[str, list[dict]], path: Path) -> None:
-    """DPR against η: the trained Empower arms (η of the labels) and the untrained threshold
-    policy (η at inference)."""
-    plt = _plt()
-    names = [n for n in tables if n not in ("humaneval-all", "humaneval-llm")]
-    fig, axes = plt.subplots(1, len(names), figsize=(4.5 * len(names), 3.6), squeeze=False, constrained_layout=True)
-    for ax, name in zip(axes[0], names):
-        by = {r["key"]: r for r in tables[name]}
-        for family, label, color in (("empower", "trained on Empower labels", "tab:green"),
-                                     ("threshold", "untrained, threshold policy", "tab:gray")):
-            pts = sorted((a.eta, by[a.key]) for a in all_arms() if a.family == family and a.key in by)
-            if pts:
-                ax.errorbar([e for e, _ in pts], [r["dpr"] for _, r in pts], yerr=[r["dpr_se"] for _, r in pts],
-                            marker="o", capsize=3, label=label, color=color)
-        ax.set_xscale("log", base=2)
-        ticks = sorted({a.eta for a in all_arms() if a.eta is not None})
-        ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
-        ax.minorticks_off()
-        ax.set_xlabel("η (bits)")
-        ax.set_ylabel("DPR (± SE)")
-        ax.set_title(DATASETS[name][0], fontsize=10)
-        ax.legend(fontsize=8, loc="best")
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def figure_paired(comps: dict[str, tuple[str, list[dict]]], path: Path) -> None:
-    """The best Empower arm minus each other arm, paired over problems, with 95% intervals."""
-    plt = _plt()
-    names = list(comps)
-    fig, axes = plt.subplots(1, len(names), figsize=(4.8 * len(names), 4.2), squeeze=False, constrained_layout=True)
-    for ax, name in zip(axes[0], names):
-        best, cs = comps[name]
-        y = range(len(cs))
-        ax.errorbar([c["diff"] for c in cs], y, xerr=[[c["diff"] - c["low"] for c in cs], [c["high"] - c["diff"] for c in cs]],
-                    fmt="o", capsize=3, color="tab:green")
-        ax.axvline(0, color="black", lw=0.8)
-        ax.xaxis.set_major_locator(plt.MaxNLocator(4))
-        ax.set_yticks(list(y), [c["name"] for c in cs], fontsize=8)
-        ax.set_xlabel(f"DPR difference ({best} − arm), 95% CI", fontsize=9)
-        ax.set_title(DATASETS[name][0], fontsize=10)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-# ---------------------------------------------------------------------------- the document
 def _f(x, digits=3) -> str:
     return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
 
@@ -206,8 +29,10 @@ README_BEGIN = "<!-- experiment results: written by python -m experiments.empowe
 README_END = "<!-- end of experiment results -->"
 
 
-def readme_block(tables: dict[str, list[dict]], comps: dict) -> list[str]:
-    """The README's summary: every arm's DPR on each dataset side by side, then the ranking."""
+def readme_block(tables: dict[str, list[dict]], comps: dict, found: dict | None = None,
+                 run: list[str] = ()) -> list[str]:
+    """The README's summary: every arm's DPR on each dataset side by side, the ranking, the
+    claim checked (findings), and what run this was."""
     names = list(tables)
     head = {"humaneval": "HumanEval-40", "builtin": "built-in", "files": "held-out code",
             "humaneval-all": "HumanEval-164", "humaneval-llm": "HumanEval, LLM human"}
@@ -225,7 +50,22 @@ def readme_block(tables: dict[str, list[dict]], comps: dict) -> list[str]:
                      f"| {_f(first['shown'], 1) if first else ''} |")
     episodes = {head[n]: max(r["n"] for r in t) for n, t in tables.items()}
     L += ["", "Episodes an arm: " + ", ".join(f"{k} {v}" for k, v in episodes.items()) + ".", ""]
-    return L + _ranking(tables, comps) + defaults_lines(tables)
+    L += _ranking(tables, comps)
+    if found:
+        L += ["", "The claim, checked:", ""] + findings_lines(found)
+    return L + defaults_lines(tables) + list(run)
+
+
+def run_lines(config: dict, stages: dict[str, float]) -> list[str]:
+    """What the committed run was, in one line: its command and its wall time per stage."""
+    s = config["size"]
+    cmd = ("python -m experiments.empower_vs_baselines" + ("" if s["name"] == "default" else f" --{s['name']}")
+           + "".join(f" --set {x}" for x in config.get("set", [])))
+    if not stages:
+        return [f"- **The run:** `{cmd}`."]
+    parts = ", ".join(f"{k} {_dur(v)}" for k, v in stages.items())
+    return [f"- **The run:** `{cmd}`, {_dur(sum(stages.values()))} of stages here ({parts}; summed over "
+            "the invocations that worked on each)."]
 
 
 def update_readme(readme: Path, block: list[str]) -> bool:
@@ -256,6 +96,7 @@ def write_report(results: Path, doc: Path, readme: Path | None = None) -> dict:
         best = best_empower(by_arm)
         if best and len(by_arm) > 1:
             comps[name] = (next(a.name for a in arms if a.key == best), comparisons(by_arm, best, arms))
+    found = findings(by_dataset, tables) if all(n in tables for n in MAIN) else None
     rel = lambda p: Path(os.path.relpath(p, doc.parent)).as_posix()  # noqa: E731
     figs = {}
     if tables:
@@ -274,6 +115,9 @@ def write_report(results: Path, doc: Path, readme: Path | None = None) -> dict:
          "`--report` regenerates this page from them without running anything. Do not edit by hand.", ""]
     L += ["## Ranking", ""]
     L += _ranking(tables, comps) + defaults_lines(tables)
+    if found:
+        L += ["", "## The claim, checked", "",
+              "Paired over the same problems, DPR difference with its bootstrap 95% CI:", ""] + findings_lines(found)
     L += ["", "## What was run", "",
           f"- Machine: {config['machine']}, Python {config['python']}.",
           f"- Model trained and served: `{s['base']}`; labels from `{s['estimator']}` "
@@ -334,8 +178,8 @@ def write_report(results: Path, doc: Path, readme: Path | None = None) -> dict:
     doc.parent.mkdir(parents=True, exist_ok=True)
     doc.write_text("\n".join(L))
     if readme is not None and tables:
-        update_readme(readme, readme_block(tables, comps))
-    return {"tables": tables, "comparisons": comps}
+        update_readme(readme, readme_block(tables, comps, found, run_lines(config, stages)))
+    return {"tables": tables, "comparisons": comps, "findings": found}
 
 
 def _dur(seconds: float) -> str:
@@ -348,6 +192,10 @@ def _ranking(tables: dict[str, list[dict]], comps: dict) -> list[str]:
     for name, t in tables.items():
         ranked = sorted(t, key=lambda r: -r["dpr"])
         out.append(f"- **{DATASETS[name][0]}** by DPR: " + ", ".join(f"{r['arm']} {r['dpr']:.4f}" for r in ranked) + ".")
+        if all(r["pass"] == 0 for r in t):
+            out.append("  No episode was solved with any arm (Pass@1 0 each): DPR is 0 throughout, and this set "
+                       "does not rank the arms.")
+            continue
         if name in comps:
             best, cs = comps[name]
             by = {v: [c["name"] for c in cs if verdict(c) == v] for v in ("better", "worse", "no difference shown")}
@@ -364,38 +212,6 @@ def _ranking(tables: dict[str, list[dict]], comps: dict) -> list[str]:
                 out.append(f"  It suggests almost nothing ({row['shown']:.1f} suggestions an episode): its DPR is about "
                            f"that of the human writing alone ({row['alone']:.4f} on these problems).")
     return out or ["- no episodes yet"]
-
-
-MIN_SHOWN = 1.0  # suggestions an episode: below this a model is all but silent
-
-
-def measured_eta(tables: dict[str, list[dict]]) -> dict | None:
-    """The η this measurement recommends for `empower-finetune`: the trained Empower arm with the
-    best DPR on held-out code (a person's own code is the promise, HumanEval is not), among the
-    arms that show at least MIN_SHOWN suggestions an episode there: a silent model scores what
-    the human writing alone does, and nobody trains a model to say nothing. None without
-    held-out-code episodes."""
-    rows = [r for r in tables.get("files", []) if r["key"].startswith("empower-") and r["shown"] >= MIN_SHOWN]
-    if not rows:
-        return None
-    best = max(rows, key=lambda r: r["dpr"])
-    eta = next(a.eta for a in all_arms() if a.key == best["key"])
-    return {"eta": eta, "arm": best["arm"], "dpr": best["dpr"], "shown": best["shown"]}
-
-
-def defaults_lines(tables: dict[str, list[dict]]) -> list[str]:
-    """What the table says of `empower-finetune`'s default η (finetune/rules.py), in one line."""
-    from finetune.rules import DEFAULT_ETA
-
-    m = measured_eta(tables)
-    if m is None:
-        return []
-    verdict_ = ("the same" if m["eta"] == DEFAULT_ETA else
-                f"not the same: the default should move to {m['eta']:g}, or the README say why not")
-    return [f"- **`empower-finetune`'s default η:** on held-out code the trained Empower arm that does best while "
-            f"it suggests (at least {MIN_SHOWN:g} suggestion an episode) is {m['arm']} (DPR {m['dpr']:.4f}, "
-            f"{m['shown']:.1f} suggestions an episode). The default, `finetune.rules.DEFAULT_ETA`, is "
-            f"{DEFAULT_ETA:g}: {verdict_}."]
 
 
 def scale_commands(size=None) -> str:

@@ -23,10 +23,11 @@ LN2 = math.log(2)
 CAP = 64          # the longest label, in tokens (the editor's `base` policy shows at most 64)
 RULES = ("empower", "sft-10", "sft-20", "sft-rand")
 # The η empower-finetune labels with when none is given: measured for the models Empower ships,
-# not the paper's 0.32 (tuned for an 8B estimator). In docs/results.md (`make experiment`) the
-# model trained at 0.32 never suggested anything; at 2 it suggested and was the best trained arm
-# on the built-in problems (paired CI), tied on HumanEval and held-out code.
-DEFAULT_ETA = 2.0
+# not the paper's 0.32 (tuned for an 8B estimator), by experiments.findings.measured_eta on the
+# committed run (docs/results.md): the trained Empower arm best on held-out code among those that
+# suggest. At 0.32 and 1 the trained model is all but silent; 4 beat 2 there (paired CI) and tied
+# it on HumanEval. tests/test_results.py fails when the committed results pick another.
+DEFAULT_ETA = 4.0
 
 
 @dataclass(frozen=True)

@@ -75,7 +75,7 @@ def test_quick_experiment_runs_every_arm_resumes_and_reports(test_models, tmp_pa
 
     doc = tmp_path / "results.md"
     text = doc.read_text()
-    for heading in ("## Ranking", "## What was run", "## Labels", "## Training", "## HumanEval (fixed 40)",
+    for heading in ("## Ranking", "## The claim, checked", "## What was run", "## Labels", "## Training", "## HumanEval (fixed 40)",
                     "## Built-in problems", "## Held-out code", "## Figures"):
         assert heading in text
     for a in arms:
@@ -92,6 +92,11 @@ def test_quick_experiment_runs_every_arm_resumes_and_reports(test_models, tmp_pa
     summary = readme.read_text()  # every arm's row written between the markers, the rest kept
     assert "old numbers" not in summary and summary.startswith("# A README") and summary.endswith("the rest\n")
     assert all(f"| {a.name} |" in summary for a in arms) and "by DPR:" in summary
+    assert "The claim, checked:" in summary and "**The run:** `python -m experiments.empower_vs_baselines --quick" in summary
+    found = data["findings"]  # the claim checked on every set, each verdict from a paired interval
+    assert found["sets"] == ["humaneval", "builtin", "files"]
+    assert set(found["trained_vs_threshold"]) == set(found["help"]) == set(found["sets"])
+    assert all(c["low"] <= c["diff"] <= c["high"] for c in found["trained_vs_threshold"].values())
     for dataset, (best, comps) in data["comparisons"].items():
         assert len(comps) == len(arms) - 1
         assert all(c["n"] == len(next(iter(by[dataset].values()))) for c in comps), dataset
