@@ -15,8 +15,13 @@ Prints three figures, each a ratio or a median measured side by side in this one
 2. the cost of a keystroke with KV reuse ÷ re-evaluating the whole prompt, at ~1k tokens of
    context (target ≤ 0.2), or at 1.5k with --context-tokens 1536 (target ≤ 0.1);
 3. typed-through reuse: the median time to serve the rest of a suggestion when the person types
-   its first character (target < 1 ms).
-The file is the first 300 lines of the standard library's textwrap.py (not memorized).
+   its first character (target < 1 ms);
+4. a keystroke with chunks of another file ahead of the code (coach/related.py, as the editor
+   sends them for its other open buffers) ÷ without: `Coach.suggest` at each of --keystrokes
+   consecutive keystrokes two thirds into the file, each way on a backend of its own (each
+   keeps its KV cache, as the editor's one would), interleaved (target ≤ 1.2).
+The file is the first 300 lines of the standard library's textwrap.py (not memorized); the other
+file is shlex.py.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from coach import prompts
+from coach import prompts, related
 from coach.backends.llamacpp import LlamaCppBackend
 from coach.engine import Coach
 from coach.policies import parse
@@ -102,6 +107,31 @@ def keystroke_cost(backend: LlamaCppBackend, text: str, n: int = 20, tokens: int
     return reuse, full, sizes
 
 
+def context_cost(spec, n_ctx: int, text: str, n: int) -> tuple[list[float], list[float], dict[bool, int]]:
+    """`n` consecutive keystrokes two thirds into `text`, asked with shlex.py's chunks ahead of
+    the code and without, each on its own backend; returns the times each way and the prompt's
+    tokens each way (the chunks that fit a quarter of the window go in)."""
+    other = (Path(sysconfig.get_paths()["stdlib"]) / "shlex.py").read_text()
+    at = 2 * len(text) // 3
+    chunks = related.choose({"shlex.py": other}, text[:at]) or tuple(c.rendered() for c in related.chunks("shlex.py", other)[:2])
+    coaches = {True: Coach(LlamaCppBackend(spec, n_ctx=n_ctx), parse("base-20")),
+               False: Coach(LlamaCppBackend(spec, n_ctx=n_ctx), parse("base-20"))}
+    times: dict[bool, list[float]] = {True: [], False: []}
+    tokens: dict[bool, int] = {}
+    for with_context, coach in coaches.items():  # the state before the first key, each way
+        coach.suggest(Context(text[:at - 1], "", chunks if with_context else ()))
+    for k in range(n):
+        for with_context in ((True, False) if k % 2 == 0 else (False, True)):
+            ctx = Context(text[:at + k], "", chunks if with_context else ())
+            start = time.perf_counter()
+            got = coaches[with_context].suggest(ctx)
+            times[with_context].append(time.perf_counter() - start)
+            tokens[with_context] = got.timings.get("prompt_tokens", tokens.get(with_context, 0))
+    for coach in coaches.values():
+        coach.close()
+    return times[True], times[False], tokens
+
+
 def measure(model: str, args, console: Console, text: str) -> dict:
     from llama_cpp import Llama
 
@@ -113,6 +143,8 @@ def measure(model: str, args, console: Console, text: str) -> dict:
         e2e_all, e2e_model, raw_times, typed, sources = replay(coach, raw, text, args.stride, progress)
     del raw
     reuse, full, sizes = keystroke_cost(backend, text, args.keystrokes, args.context_tokens)
+    with_ctx, without_ctx, ctx_tokens = context_cost(spec, args.n_ctx, text, max(args.keystrokes, 10))
+    ratio_ctx = median_ms(with_ctx) / median_ms(without_ctx)
     ratio_e2e = median_ms(e2e_model) / median_ms(raw_times)
     ratio_kv = median_ms(reuse) / median_ms(full)
     kv_target = 0.1 if statistics.median(sizes) >= 1400 else 0.2
@@ -127,6 +159,9 @@ def measure(model: str, args, console: Console, text: str) -> dict:
                   f"≤ {kv_target}")
     table.add_row("typed-through reuse (median)", f"{median_ms(typed):.3f} ms" if typed else "none",
                   f"{len(typed)} reuses", "< 1 ms")
+    table.add_row("keystroke with other files' chunks ÷ without", f"{ratio_ctx:.3f}",
+                  f"{median_ms(with_ctx):.2f} ms vs {median_ms(without_ctx):.2f} ms (prompts of {ctx_tokens[True]} vs {ctx_tokens[False]} tokens)",
+                  "≤ 1.2")
     console.print(table)
     console.print(f"all keystrokes: median {median_ms(e2e_all):.2f} ms; served by {sources}")
     coach.close()
@@ -134,7 +169,10 @@ def measure(model: str, args, console: Console, text: str) -> dict:
             "ratio_end_to_end_vs_raw": ratio_e2e, "ratio_kv_reuse_vs_full": ratio_kv, "kv_target": kv_target,
             "typed_through_median_ms": median_ms(typed) if typed else None, "median_e2e_model_ms": median_ms(e2e_model),
             "median_raw_ms": median_ms(raw_times), "median_reuse_ms": median_ms(reuse), "median_full_ms": median_ms(full),
-            "context_tokens": statistics.median(sizes), "sources": sources, "stride": args.stride}
+            "context_tokens": statistics.median(sizes), "sources": sources, "stride": args.stride,
+            "ratio_context_vs_none": ratio_ctx, "median_with_context_ms": median_ms(with_ctx),
+            "median_without_context_ms": median_ms(without_ctx),
+            "prompt_tokens_with_context": ctx_tokens[True], "prompt_tokens_without_context": ctx_tokens[False]}
 
 
 def main() -> None:
