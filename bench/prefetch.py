@@ -20,6 +20,9 @@ editor asks at once after Tab; without, it waits out its pause (100 ms) and then
 Both arms take the same greedy ghosts, so they walk the same states: paired. Arms alternate
 (on, off, off, on, ...) so that the machine's drift falls on both; the figure is the median
 with ÷ the median without, in this one run (target: well under 1).
+
+On 2026-12-04 (2 cores, nothing else running): Tab → next ghost 21 ms with, 296 ms without
+(16 accepts each way), 0.07×; --open: 333 ms with, 11,352 ms without (2 runs each way), 0.03×.
 """
 
 from __future__ import annotations

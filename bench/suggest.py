@@ -22,6 +22,10 @@ Prints three figures, each a ratio or a median measured side by side in this one
    keeps its KV cache, as the editor's one would), interleaved (target ≤ 1.2).
 The file is the first 300 lines of the standard library's textwrap.py (not memorized); the other
 file is shlex.py.
+
+On 2026-12-04 (2 cores, nothing else running; memorizer, 3 minutes): 1.053 (7.11 vs 6.75 ms);
+0.032 (1.87 vs 58.07 ms at 988 tokens); 0.056 ms; 1.027 (6.89 vs 6.71 ms: the chunks take a
+quarter of the window, so both prompts held 726 tokens).
 """
 
 from __future__ import annotations
