@@ -598,15 +598,12 @@ def run(*args, **kwargs):
                           stdin=subprocess.DEVNULL, **kwargs)
 
 
-@pytest.mark.parametrize("case", ["directory", "binary", "latin-1", "missing dir", "bad policy",
-                                  "bad eta", "unknown problem"])
+@pytest.mark.parametrize("case", ["binary", "latin-1", "missing dir", "bad policy",
+                                  "bad eta", "unknown problem"])  # a directory opens a project: test_tui_project
 def test_bad_input_is_refused_in_one_line_and_the_file_is_untouched(tmp_path, case):
     target = tmp_path / "x.py"
     extra = []
-    if case == "directory":
-        target = tmp_path / "adir"
-        target.mkdir()
-    elif case == "binary":
+    if case == "binary":
         target.write_bytes(b"\x7fELF\x00\x00binary")
     elif case == "latin-1":
         target.write_bytes("café = 1\n".encode("latin-1"))
