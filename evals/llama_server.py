@@ -110,15 +110,17 @@ def last_position_llama():
 
 
 def end_with_parent() -> None:
-    """Get SIGTERM when the process (thread) that started this one ends, however it ends (Linux;
-    evals/local_server.py names its pid in EMPOWER_SERVER_PARENT); exit at once if it is gone."""
+    """Get SIGKILL when the process (thread) that started this one ends, however it ends (Linux;
+    evals/local_server.py names its pid in EMPOWER_SERVER_PARENT); exit at once if it is gone.
+    SIGKILL, not SIGTERM: a server whose benchmark is gone has nothing to finish, and uvicorn's
+    graceful shutdown waits out the generation in flight (over 6 s once, on a loaded machine)."""
     parent = os.environ.get("EMPOWER_SERVER_PARENT")
     if not parent or not sys.platform.startswith("linux"):
         return
     import ctypes
 
     PR_SET_PDEATHSIG = 1
-    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() != int(parent):  # it ended before the signal was asked for
         sys.exit(f"evals.llama_server: the process that started it ({parent}) has ended")
 

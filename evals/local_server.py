@@ -10,7 +10,7 @@ evals/llama_server.py (module=SERVER, the default), which keeps no logits table 
 False) and still answers completion log-probabilities. module="llama_cpp.server" starts the
 library's server as it is (bench/evals.py's "before", with `--logits_all True`).
 
-The server ends with the block, and with this process: it gets SIGTERM when the thread that
+The server ends with the block, and with this process: it gets SIGKILL when the thread that
 started it ends (Linux's parent-death signal, set by evals/llama_server.py), so a kill -9 or a
 SIGTERM of empower-evals does not leave it running. Start it from a thread that lives as long
 as the server is needed (the main thread).
