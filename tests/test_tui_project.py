@@ -262,3 +262,15 @@ async def test_the_model_is_shown_a_name_defined_only_in_another_open_buffer(rep
         if context:
             assert asked.index("# pkg/shapes.py") < asked.index("from pkg.shapes import")  # ahead of the code
     backend.close()
+
+
+async def test_a_file_reached_through_a_symlink_and_through_the_project_is_one_buffer(repo, tmp_path):
+    link = tmp_path / "link"
+    link.symlink_to(repo)
+    app = EmpowerApp(open_file(link / "main.py"), Settings(suggestions=False, log_db=str(tmp_path / "log.db")),
+                     project=Project.around(link / "main.py"))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, EditorScreen), what="the editor")
+        first = app.screen
+        back = await pick(pilot, app, "main", "main.py")
+        assert back is first and len(app.buffers) == 1

@@ -111,11 +111,12 @@ class EmpowerApp(App):
     # ------------------------------------------------------------------ buffers
     def show_buffer(self, opened: Opened, problem: Problem | None = None) -> EditorScreen:
         """Switch to `opened`'s buffer, making it when it is not open yet."""
-        screen = self.buffers.get(opened.path)
+        screen = self.buffers.get(opened.path.resolve())
         if screen is None:
             if problem is None and opened.path.stem in builtin.names() and opened.path.suffix == ".py":
                 problem = builtin.load(opened.path.stem)
-            screen = self.buffers[opened.path] = EditorScreen(opened, problem)
+            # keyed by the real path: a file reached through a symlink and through git's toplevel is one buffer
+            screen = self.buffers[opened.path.resolve()] = EditorScreen(opened, problem)
             self.install_screen(screen, name=f"buffer:{opened.path}")
         if isinstance(self.screen, EditorScreen):
             self.switch_screen(screen)
@@ -124,7 +125,7 @@ class EmpowerApp(App):
         return screen
 
     def open_path(self, path: Path) -> None:
-        screen = self.buffers.get(path)
+        screen = self.buffers.get(path.resolve())
         if screen is not None:
             self.show_buffer(screen.opened)
             return
@@ -144,10 +145,10 @@ class EmpowerApp(App):
             return
         opened = [p for p in self.buffers]
         rest = [self.project.root / f for f in self.project.files()]
-        rest = [p for p in rest if p not in self.buffers]
+        rest = [p for p in rest if p.resolve() not in self.buffers]
 
         def command(path: Path) -> SimpleCommand:
-            screen = self.buffers.get(path)
+            screen = self.buffers.get(path.resolve())
             help_ = "open, unsaved" if screen is not None and screen.dirty else "open" if screen else ""
             return SimpleCommand(self.project.relative(path), lambda: self.open_path(path), help_ or None)
 
@@ -156,7 +157,7 @@ class EmpowerApp(App):
 
     def buffer_closed(self, screen: EditorScreen) -> None:
         """A buffer said quit (saved, or its changes discarded): go on to the next unsaved one, or end."""
-        self.buffers.pop(screen.opened.path, None)
+        self.buffers.pop(screen.opened.path.resolve(), None)
         dirty = next((b for b in self.buffers.values() if b.dirty), None)
         if dirty is not None:
             self.switch_screen(dirty)

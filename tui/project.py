@@ -40,7 +40,7 @@ class Project:
         """The project a file or directory belongs to: its git work tree, else the directory itself."""
         p = Path(path).absolute()
         where = p if p.is_dir() else p.parent
-        return cls(toplevel(where) or where)
+        return cls((toplevel(where) or where).resolve())
 
     def files(self) -> list[str]:
         """The project's files, relative to its root, sorted; at most MAX_FILES."""
@@ -60,8 +60,8 @@ class Project:
         return sorted(found)[:MAX_FILES]
 
     def relative(self, path: str | os.PathLike) -> str:
-        p = Path(path).absolute()
+        p = Path(path).resolve()
         try:
-            return p.relative_to(self.root).as_posix()
+            return p.relative_to(self.root.resolve()).as_posix()
         except ValueError:
             return str(p)
