@@ -53,6 +53,19 @@ def policy_name(name: str, eta: float | None = None) -> str:
     return f"{name}@{eta:g}" if name == "threshold" and eta is not None else name
 
 
+_ASSISTANT = re.compile(r"(?P<model>.+?)@(?P<policy>base|base-\d+|threshold|trained)(?:@(?P<eta>[0-9]*\.?[0-9]+))?")
+
+
+def split_assistant(spec: str) -> tuple[str, str | None, float | None]:
+    """An assistant as one word, `MODEL@POLICY` with the policy spelt as `policy_name` writes it
+    (`smollm2-135m@threshold@2`, `x.gguf@base-10`, `mine@trained`) -> (model, policy, η). A
+    spec with no policy at its end is all model: (spec, None, None). For the editor's A/B arms."""
+    m = _ASSISTANT.fullmatch(spec)
+    if m is None or (m["eta"] is not None and m["policy"] != "threshold"):
+        return spec, None, None
+    return m["model"], m["policy"], float(m["eta"]) if m["eta"] is not None else None
+
+
 def threshold_length(nll: Iterable[float], eta_bits: float) -> int:
     """The rule this project is about (the paper's Algorithm 1, i*): how many tokens make the
     longest prefix whose cumulative negative log-likelihood (nats per token) stays below η bits;

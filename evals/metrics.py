@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from coach.stats import bootstrap_interval
+
 # The paper's DPR constants (§5.2): reading is cheaper than writing (alpha < beta), and gamma
 # close to 1 keeps a long correct solution from scoring near 0.
 GAMMA, ALPHA, BETA = 0.999, 0.1, 0.5
@@ -155,19 +157,6 @@ def paired(a: Iterable, b: Iterable, metric: str | Callable[[Outcome], float | N
     low, high = bootstrap_interval(d, n_boot, seed, level)
     name = metric if isinstance(metric, str) else getattr(metric, "__name__", "metric")
     return Paired(name, d.size, float(d.mean()), low, high, errored, undefined, len(da) + len(db) - 2 * len(common))
-
-
-def bootstrap_interval(d: np.ndarray, n_boot: int = 10_000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
-    """Percentile interval of the mean of `d`, resampling problems with replacement."""
-    rng = np.random.default_rng(seed)
-    n = d.size
-    # Resample in blocks so that memory stays near 16 MB of indices however many problems.
-    block = max(1, 2_000_000 // n)
-    means = np.concatenate([d[rng.integers(0, n, size=(min(block, n_boot - i), n))].mean(axis=1)
-                            for i in range(0, n_boot, block)])
-    tail = (1 - level) / 2 * 100
-    low, high = np.percentile(means, [tail, 100 - tail])
-    return float(low), float(high)
 
 
 def _by_id(results: Iterable, side: str) -> dict[str, Outcome]:

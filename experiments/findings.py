@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from evals.metrics import bootstrap_interval, dpr, paired
+from coach.stats import bootstrap_interval
+from evals.metrics import dpr, paired
 from experiments.arms import Arm, all_arms
 from experiments.tables import DATASETS, mean_dpr
 

@@ -8,7 +8,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from evals.metrics import Outcome, bootstrap_interval, dpr, mean_se, outcome, paired, summarize
+from coach.stats import bootstrap_interval
+from evals.metrics import Outcome, dpr, mean_se, outcome, paired, summarize
 
 
 def test_dpr_by_hand():

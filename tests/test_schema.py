@@ -91,8 +91,8 @@ def test_a_log_from_before_upgrades_in_place_with_nothing_lost(tmp_path):
 
     reader = open_for_reading(path)  # `empower-tui stats` on it: upgraded first, then read
     after = {t: list(reader[t].rows) for t in ("sessions", "events")}
-    # every row kept; the editor's old spelling of the policy is now the run store's (m002)
-    assert after["sessions"] == [{**rows["sessions"][0], "policy": "threshold@2"}]
+    # every row kept; the editor's old spelling of the policy is now the run store's (m002); no A/B then (m003)
+    assert after["sessions"] == [{**rows["sessions"][0], "policy": "threshold@2", "ab_study": None}]
     assert after["events"][:3] == rows["events"][:3]
     assert json.loads(after["events"][3]["data"]) == {"model": "m", "policy": "threshold@2", "n_tokens": 1}
     assert "_migrations" not in reader.table_names()

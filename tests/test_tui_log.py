@@ -41,10 +41,17 @@ EXPECTED = {
     "_sqlite_migrations": {"id": "INTEGER", "migration_set": "TEXT", "name": "TEXT", "applied_at": "TEXT"},
     "sessions": {"id": "INTEGER", "file": "TEXT", "model": "TEXT", "policy": "TEXT", "eta": "REAL",
                  "started_at": "REAL", "ended_at": "REAL", "start_text": "TEXT",
-                 "end_text": "TEXT", "app_version": "TEXT"},
+                 "end_text": "TEXT", "app_version": "TEXT", "ab_study": "INTEGER"},
     "events": {"id": "INTEGER", "session": "INTEGER", "seq": "INTEGER", "time": "REAL",
                "kind": "TEXT", "offset": "INTEGER", "start": "INTEGER", "end": "INTEGER",
                "text": "TEXT", "data": "TEXT"},
+    # the A/B (tui/ab.py)
+    "ab_studies": {"id": "INTEGER", "started_at": "REAL", "seed": "INTEGER"},
+    "ab_arms": {"study": "INTEGER", "label": "TEXT", "model": "TEXT", "policy": "TEXT", "eta": "REAL",
+                "format": "TEXT"},
+    "ab_blocks": {"id": "INTEGER", "study": "INTEGER", "n": "INTEGER", "label": "TEXT", "started_at": "REAL",
+                  "ended_at": "REAL", "active_s": "REAL", "block_s": "REAL"},
+    "ab_preferences": {"id": "INTEGER", "study": "INTEGER", "at": "REAL", "choice": "TEXT", "blocks": "INTEGER"},
 }
 
 

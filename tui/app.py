@@ -29,12 +29,13 @@ from coach.policies import policy_name
 from coach.types import CoachError
 from problems import builtin
 from problems.problem import Problem
+from tui.ab import DEFAULT_BLOCK_MIN, Arm, Study
 from tui.files import FileRefused, Opened, open_file
-from tui.log import InteractionLog, NullLog, open_log
+from tui.log import InteractionLog, LogUnavailable, NullLog, open_log
 from tui.heap import freeze_heap
 from tui.project import Project
 from tui.screen import EditorScreen
-from tui.screens import PickerScreen
+from tui.screens import PickerScreen, preference_question
 
 
 @dataclass
@@ -53,6 +54,8 @@ class Settings:
     log_db: str | None = None      # None: the default data dir (tui/log.py)
     problem: str | None = None     # the built-in problem, when the file name does not say
     backend_options: dict = field(default_factory=dict)
+    ab: tuple[Arm, Arm] | None = None  # a blind A/B of these two instead of one model (tui/ab.py)
+    ab_block_s: float = 60 * DEFAULT_BLOCK_MIN
 
     @property
     def policy_label(self) -> str:
@@ -80,10 +83,16 @@ class EmpowerApp(App):
         self.model_status = "no model (--model, [editor] model in the config, or the built-in ones: pip install 'empower[models]')"
         self.model_error = ""  # why the model did not load: at the end of the status bar
         self.interactions: InteractionLog | NullLog = NullLog()
+        self.study: Study | None = None  # the A/B, when there is one
+        self.coaches: dict[str, object] = {}  # its assistants by label
+        self._asked_preference = False
 
     def on_mount(self) -> None:
         self.interactions = open_log(self.settings.log_db)
-        if self.coach is None and self.settings.model:
+        if self.settings.ab is not None:
+            if not self._begin_study():
+                return
+        elif self.coach is None and self.settings.model:
             self.model_status = f"loading {self.settings.model}…"
             self._load_model()
         freeze_heap(collect=True)
@@ -156,7 +165,8 @@ class EmpowerApp(App):
                              f"{self.project.root.name or self.project.root} (fuzzy)…")
 
     def buffer_closed(self, screen: EditorScreen) -> None:
-        """A buffer said quit (saved, or its changes discarded): go on to the next unsaved one, or end."""
+        """A buffer said quit (saved, or its changes discarded): go on to the next unsaved one, or end
+        (in an A/B that has shown both assistants this sitting, after asking which helped more)."""
         self.buffers.pop(screen.opened.path.resolve(), None)
         dirty = next((b for b in self.buffers.values() if b.dirty), None)
         if dirty is not None:
@@ -166,29 +176,91 @@ class EmpowerApp(App):
         for rest in self.buffers.values():
             rest.close()
         self.buffers.clear()
+        if self.study is not None and self.study.seen_both and not self._asked_preference:
+            self.ask_preference(then=self.exit)
+            return
         self.exit()
+
+    # ------------------------------------------------------------------ the A/B
+    def _begin_study(self) -> bool:
+        """Start (or go on with) the study of the two assistants, and load both."""
+        if not isinstance(self.interactions, InteractionLog):
+            self.exit(return_code=2, message=f"empower-tui: the A/B needs the interaction log: {self.interactions.reason}")
+            return False
+        try:
+            self.study = Study(self.interactions, self.settings.ab, self.settings.ab_block_s)
+        except LogUnavailable as e:
+            self.exit(return_code=2, message=f"empower-tui: {e}")
+            return False
+        self.model_status = "loading assistants X and Y…"
+        self._load_model()
+        return True
+
+    def activity(self) -> None:
+        """The person edited: in an A/B, the clock of the block runs, and may hand over."""
+        if self.study is None or not self.study.activity():
+            return
+        label = self.study.label
+        if label in self.coaches:
+            self.coach = self.coaches[label]
+        self.notify(f"block {self.study.n + 1}: assistant {label}", title="A/B", timeout=4)
+        if isinstance(self.screen, EditorScreen):
+            self.screen.editor.dismiss_ghost("turn")  # the last assistant's ghost is not the next one's
+            self.screen.warm_up()
+            self.screen.refresh_status()
+
+    def ask_preference(self, then=None) -> None:
+        def answered(choice: str | None) -> None:
+            if choice in ("X", "Y", "same"):
+                self._asked_preference = True
+                try:
+                    self.study.prefer(choice)
+                except LogUnavailable as e:
+                    self.notify(str(e), severity="error")
+                else:
+                    self.notify("kept: empower-tui stats --ab shows the study", title="A/B")
+            if then is not None:
+                then()
+
+        self.push_screen(preference_question(self.study.n + 1), answered)
 
     @work(thread=True, group="model", exit_on_error=False)
     def _load_model(self) -> None:
+        """The model, or in an A/B both assistants (a failure is told by label, X or Y)."""
         import warnings
 
         from coach.engine import Coach
         s = self.settings
-        try:
-            # A warning printed now would land in the middle of the screen (Textual draws on
-            # stderr): a backend's warnings (an API key over plain http) become notices.
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always", UserWarning)
-                coach = Coach.from_spec(s.model, s.policy, s.eta, s.format,
-                                        backend_options=s.backend_options)
-        except Exception as e:  # CoachError, or a library's error on a broken file
-            message = str(e) if isinstance(e, CoachError) else f"{type(e).__name__}: {e}"
-            self.call_from_thread(self._model_failed, message)
+        wanted = {"": Arm(s.model, s.policy, s.eta, s.format)} if s.ab is None else self.study.arms
+        loaded, failed = {}, None
+        # A warning printed now would land in the middle of the screen (Textual draws on
+        # stderr): a backend's warnings (an API key over plain http) become notices.
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", UserWarning)
+            for label, arm in wanted.items():
+                try:
+                    loaded[label] = Coach.from_spec(arm.model, arm.policy, arm.eta, arm.format or s.format,
+                                                    backend_options=s.backend_options)
+                except Exception as e:  # CoachError, or a library's error on a broken file
+                    failed = (f"assistant {label}: " if label else "") + (
+                        str(e) if isinstance(e, CoachError) else f"{type(e).__name__}: {e}")
+                    break
+        if failed is not None:
+            for coach in loaded.values():
+                coach.close()
+            self.call_from_thread(self._model_failed, failed)
+            return
+        for w in caught:
+            if issubclass(w.category, UserWarning):
+                self.call_from_thread(self.notify, str(w.message), title="warning", severity="warning", timeout=15)
+        if s.ab is None:
+            self.call_from_thread(self._model_ready, loaded[""])
         else:
-            for w in caught:
-                if issubclass(w.category, UserWarning):
-                    self.call_from_thread(self.notify, str(w.message), title="warning", severity="warning", timeout=15)
-            self.call_from_thread(self._model_ready, coach)
+            self.call_from_thread(self._arms_ready, loaded)
+
+    def _arms_ready(self, coaches: dict) -> None:
+        self.coaches = coaches
+        self._model_ready(coaches[self.study.label])
 
     def _model_failed(self, message: str) -> None:
         self.model_status, self.model_error = "no suggestions", message
@@ -210,6 +282,11 @@ class EmpowerApp(App):
             self.exit()
 
     def on_unmount(self) -> None:
-        if self.coach is not None:
-            self.coach.close()
+        for coach in {id(c): c for c in [self.coach, *self.coaches.values()] if c is not None}.values():
+            coach.close()
+        if self.study is not None:
+            try:
+                self.study.end()
+            except LogUnavailable:
+                pass
         self.interactions.close()

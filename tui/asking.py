@@ -66,11 +66,13 @@ class Asking:
         except Exception as e:  # a model must never take the editor down
             self.app.call_from_thread(self._failed, request, f"{type(e).__name__}: {e}")
         else:
-            self.app.call_from_thread(self._arrived, request, ctx, suggestion)
+            self.app.call_from_thread(self._arrived, request, ctx, suggestion, coach)
 
-    def _arrived(self, request: int, ctx: Context, suggestion: Suggestion) -> None:
+    def _arrived(self, request: int, ctx: Context, suggestion: Suggestion, coach) -> None:
         if request != self._request or not self.app.settings.suggestions:
             return  # the person typed or moved since: this answer is for another state
+        if coach is not self.app.coach:
+            return  # an A/B handed over to the other assistant since it was asked
         editor = self.editor
         self.latency_ms = 1000 * suggestion.latency_s
         if editor.text != ctx.prefix + ctx.suffix or editor.cursor_offset != len(ctx.prefix):

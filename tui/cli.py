@@ -19,8 +19,11 @@ import csv
 import dataclasses
 import json
 import sys
+from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
+
+from tui.ab import DEFAULT_BLOCK_MIN, IDLE_S
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,6 +40,13 @@ def main(argv: list[str] | None = None) -> int:
         settings, opened, problem = prepare(args)
     except BadInput as e:
         return _fail("empower-tui", str(e))
+    if settings.ab is not None:  # a study is kept in the log: refuse it now, not after the screen opens
+        from tui.log import NullLog, open_log
+
+        log = open_log(settings.log_db)
+        log.close()
+        if isinstance(log, NullLog):
+            return _fail("empower-tui", f"the A/B needs the interaction log: {log.reason}")
     EmpowerApp(opened, settings, problem, project=project_of(args.file)).run()
     return 0
 
@@ -80,6 +90,13 @@ def parser() -> argparse.ArgumentParser:
                         "not chunks of the other open files")
     parser.add_argument("--no-prefetch", action="store_true", help="do not let the model work ahead: "
                         "read a file when it opens, and the next suggestion while one is shown")
+    parser.add_argument("--ab", nargs=2, metavar=("A", "B"), help="a blind A/B of two assistants on "
+                        "yourself: each MODEL@POLICY (smollm2-135m@threshold@2, mine@trained; a model alone: "
+                        "its default policy). They take turns in blocks, shown only as X and Y; F8, or quitting, "
+                        "asks which helped more; `empower-tui stats --ab` reports the study. The same two "
+                        "again go on with the same study")
+    parser.add_argument("--ab-block", type=float, metavar="MIN", help="minutes of editing a turn lasts "
+                        f"(default {DEFAULT_BLOCK_MIN:g}; pauses count at most {IDLE_S:g} s)")
     parser.add_argument("--problem", metavar="ID", help="the problem this file solves: a built-in one "
                         "(default: from the file name) or a HumanEval task (HumanEval/3); with no FILE, "
                         "its own file (HumanEval_3.py here, started from its prompt)")
@@ -130,6 +147,10 @@ def prepare(args: argparse.Namespace):
     eta = args.eta if args.eta is not None else config.get("eta")
     if eta is None and default and policy == default.policy:
         eta = default.eta
+    if args.ab:
+        if args.model or args.policy or args.eta is not None:
+            raise BadInput("--ab names both assistants (MODEL@POLICY each): leave out --model, --policy and --eta")
+        model, policy, eta = None, "base", None
     settings = Settings(
         model=model,
         policy=policy,
@@ -140,6 +161,16 @@ def prepare(args: argparse.Namespace):
         context=not args.no_context,
         log_db=args.db,
     )
+    if args.ab:
+        settings.ab = tuple(arm(spec) for spec in args.ab)
+        if settings.ab[0].name == settings.ab[1].name:
+            raise BadInput(f"--ab: both assistants are {settings.ab[0].name}; an A/B needs two")
+        minutes = args.ab_block if args.ab_block is not None else DEFAULT_BLOCK_MIN
+        if not minutes > 0:
+            raise BadInput(f"--ab-block must be a number of minutes > 0, not {minutes:g}")
+        settings.ab_block_s = 60 * minutes
+    elif args.ab_block is not None:
+        raise BadInput("--ab-block is the length of an A/B's turns: give --ab A B too")
     try:
         settings.delay_s = float(delay_ms) / 1000
         if settings.delay_s < 0:
@@ -173,6 +204,30 @@ def prepare(args: argparse.Namespace):
     return settings, opened, problem
 
 
+def arm(spec: str):
+    """An A/B's assistant, `MODEL@POLICY`; a model alone gets the policy it is served with:
+    the default assistant's for its model, `trained` for one empower-finetune registered, else base."""
+    from coach.builtin import default_assistant
+    from coach.policies import parse, split_assistant
+    from coach.registry import default_policy
+    from coach.types import CoachError
+    from tui.ab import Arm
+
+    model, policy, eta = split_assistant(spec)
+    fmt = None
+    if policy is None:
+        default = default_assistant()
+        if default is not None and model == default.model:
+            policy, eta, fmt = default.policy, default.eta, default.format
+        else:
+            policy = default_policy(model)
+    try:
+        parsed = parse(policy, eta)
+    except CoachError as e:
+        raise BadInput(f"--ab {spec}: {e}") from None
+    return Arm(model, policy, parsed.eta_bits if policy == "threshold" else None, fmt)
+
+
 def stats(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="empower-tui stats",
@@ -184,6 +239,10 @@ def stats(argv: list[str]) -> int:
     parser.add_argument("--session", type=int, metavar="ID", help="only this session")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--csv", metavar="FILE", help="also write the events to FILE as CSV")
+    parser.add_argument("--ab", action="store_true", help="the A/B study instead (empower-tui --ab A B): per "
+                        "assistant, its measures over its blocks, X − Y paired over pairs of blocks with 95%% "
+                        "intervals, and which felt more helpful; this shows which assistant was which")
+    parser.add_argument("--study", type=int, metavar="ID", help="with --ab: this study (default: the latest)")
     args = parser.parse_args(argv)
     try:
         # Imported here so that `empower-tui --help` works without the editor extra.
@@ -191,6 +250,8 @@ def stats(argv: list[str]) -> int:
     except ImportError as e:
         return _fail(f"stats needs the editor extra (pip install 'empower[editor]'): {e}")
     path = args.db if args.db is not None else log.default_path()
+    if args.ab or args.study is not None:
+        return ab_stats(path, args)
     try:
         db = log.open_for_reading(path)
         result = metrics.compute(db, args.session)
@@ -208,6 +269,63 @@ def stats(argv: list[str]) -> int:
     else:
         print_table(result, str(path))
     return 0
+
+
+def ab_stats(path, args) -> int:
+    from tui import ab_report, log
+
+    if args.session is not None or args.csv:
+        return _fail("--ab reports a study: --session and --csv are for the plain stats")
+    try:
+        report = ab_report.compute(log.open_for_reading(path), args.study)
+    except (log.LogUnavailable, LookupError) as e:
+        return _fail(str(e.args[0]) if e.args else str(e))
+    for why in report.skipped:
+        print(f"empower-tui stats: skipped {why}", file=sys.stderr)
+    if args.json:
+        print(json.dumps({"db": str(path), **dataclasses.asdict(report)}, indent=2))
+    else:
+        print_ab(report, str(path))
+    return 0
+
+
+def print_ab(r, path: str) -> None:
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    from tui.ab_report import said
+
+    console = Console()
+    when = datetime.fromtimestamp(r.started_at).strftime("%Y-%m-%d %H:%M")
+    arms = Table(title=f"A/B study {r.study} (since {when}) in {path}", box=box.SIMPLE_HEAD, pad_edge=False)
+    arms.add_column("assistant", overflow="fold", min_width=14)
+    for name in ["blocks", "min", "shown\n/min", "acc", "del\n/acc", "share", "median\nlatency"]:
+        arms.add_column(name, justify="right", no_wrap=True)
+    for a in r.arms:
+        m = a.measures
+        arms.add_row(f"{a.label} = {a.assistant}", str(a.blocks), f"{a.active_min:.1f}", _num(m["shown_per_min"]),
+                     _pct(m["acceptance"]), _num(m["deleted_per_acceptance"]), _pct(m["share"]),
+                     "-" if m["latency_ms"] is None else f"{m['latency_ms']:.0f} ms")
+    console.print(arms)
+    diffs = Table(title=f"X − Y, paired over {r.pairs} pair(s) of blocks (bootstrap 95% interval)",
+                  box=box.SIMPLE_HEAD, pad_edge=False)
+    for name in ["measure", "X − Y", "95% interval", "pairs"]:
+        diffs.add_column(name, justify="left" if name == "measure" else "right")
+    names = {"shown_per_min": "shown / min", "acceptance": "acceptance", "deleted_per_acceptance":
+             "deleted / acc", "share": "share", "latency_ms": "median latency (ms)"}
+    for d in r.paired:
+        scale, fmt = (100, "{:+.1f} pt") if d.measure in ("acceptance", "share") else (1, "{:+.1f}")
+        diffs.add_row(names[d.measure], "-" if d.diff is None else fmt.format(scale * d.diff),
+                      "-" if d.low is None else f"[{fmt.format(scale * d.low)}, {fmt.format(scale * d.high)}]",
+                      str(d.n_pairs))
+    console.print(diffs)
+    console.print(f"preference: {said(r.preference)}" + (
+        f" (said {len(r.preferences)} time(s): " + ", ".join(
+            f"{c} {n}" for c, n in sorted(Counter(p.choice for p in r.preferences).items())) + ")"
+        if r.preferences else ""))
+    console.print("acc: suggestions taken / shown; del/acc: characters taken and deleted later, per acceptance; "
+                  "share: of the code written in its blocks and kept, the part its suggestions wrote", style="dim")
 
 
 def _fail(who: str, message: str | None = None) -> int:

@@ -39,6 +39,8 @@ KEYS = [
     Key("F5", "run the problem's tests", "Problems", "f5", "run_tests", "screen", "Run tests"),
     Key("F3", "show / hide the problem statement", "Problems", "f3", "toggle_statement", "screen", "Statement"),
     Key("F6", "show / hide the test results", "Problems", "f6", "toggle_results", "screen", "Results"),
+    Key("F8", "say which assistant felt more helpful (in an A/B: --ab)", "Suggestions", "f8", "prefer", "screen",
+        "Which helped?"),
     Key("Ctrl+S", "save", "File", "ctrl+s", "save", "screen", "Save"),
     Key("Ctrl+P", "open a file of the project (fuzzy; open ones first)", "File", "ctrl+p", "open_file", "screen",
         "Open", priority=True),

@@ -57,6 +57,7 @@ class Session:
     start_text: str
     end_text: str | None
     app_version: str | None = None
+    ab_study: int | None = None  # the A/B study it was edited under (tui/ab.py)
 
     @classmethod
     def from_row(cls, row: dict) -> "Session":
@@ -140,13 +141,14 @@ class InteractionLog:
     # The editor's calls -------------------------------------------------------------------
     def start_session(self, file: str | os.PathLike, model: str | None = None,
                       policy: str | None = None, eta: float | None = None,
-                      text: str = "") -> int:
+                      text: str = "", ab_study: int | None = None) -> int:
         row = {"file": str(file), "model": model, "policy": policy, "eta": eta,
-               "started_at": time.time(), "start_text": text, "app_version": _app_version()}
+               "started_at": time.time(), "start_text": text, "app_version": _app_version(),
+               "ab_study": ab_study}
         with self._lock:
             cur = self._write("INSERT INTO sessions (file, model, policy, eta, started_at, "
-                              "start_text, app_version) VALUES (:file, :model, :policy, :eta, "
-                              ":started_at, :start_text, :app_version)", row)
+                              "start_text, app_version, ab_study) VALUES (:file, :model, :policy, "
+                              ":eta, :started_at, :start_text, :app_version, :ab_study)", row)
             self._sessions[cur.lastrowid] = _Open(0, model, policy)
         return cur.lastrowid
 
@@ -179,6 +181,19 @@ class InteractionLog:
             if kind == "suggestion_shown":
                 state.shown = state.seq
         return row["seq"]
+
+    def execute(self, sql: str, params=()) -> sqlite3.Cursor:
+        """One statement for another table of the log (the A/B's: tui/ab.py), committed as an
+        event is, under the same lock and with the same LogUnavailable."""
+        with self._lock:
+            return self._write(sql, params)
+
+    def query(self, sql: str, params=()) -> list[tuple]:
+        with self._lock:
+            try:
+                return self.db.conn.execute(sql, params).fetchall()
+            except sqlite3.Error as e:
+                self._fail(e)
 
     @contextlib.contextmanager
     def batch(self):

@@ -87,7 +87,8 @@ def summarize(replays: list[Replay]) -> list[GroupMetrics]:
     for r in replays:
         # A session belongs to its own (model, policy) and to that of every suggestion it
         # showed (the person may switch models mid-session).
-        keys = {(r.session.model, r.session.policy)}
+        # An A/B session (tui/ab.py) has no assistant of its own: only its suggestions' two.
+        keys = {(r.session.model, r.session.policy)} if r.session.ab_study is None else set()
         keys |= {(s.model, s.policy) for s in r.suggestions.values()}
         for key in keys:
             t = totals.setdefault(key, _Totals())

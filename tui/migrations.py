@@ -64,4 +64,28 @@ def m002_one_policy_name(db: sqlite_utils.Database) -> None:
                f"WHERE kind = 'suggestion_shown' AND json_valid(data) AND {value} LIKE {old}")
 
 
+@MIGRATIONS()
+def m003_ab(db: sqlite_utils.Database) -> None:
+    # A blind A/B of two assistants on one person (tui/ab.py). A study is one pair of assistants,
+    # known to the person only by their labels; its blocks are the turns they take (a block can
+    # be several segments, one per sitting it spans), and the person says which felt more
+    # helpful as often as they like. A session edited under a study names it: its suggestions
+    # carry their arm and block in `data`.
+    db["sessions"].add_column("ab_study", int)
+    db["ab_studies"].create({"id": int, "started_at": float, "seed": int}, pk="id")
+    db["ab_arms"].create({"study": int, "label": str, "model": str, "policy": str, "eta": float,
+                          "format": str}, pk=("study", "label"),
+                         foreign_keys=[("study", "ab_studies", "id")])
+    db["ab_blocks"].create({"id": int, "study": int, "n": int, "label": str, "started_at": float,
+                            "ended_at": float,     # NULL while it runs (or after a crash)
+                            "active_s": float,     # editing time in it (pauses capped)
+                            "block_s": float},     # the length it was to have
+                           pk="id", foreign_keys=[("study", "ab_studies", "id")],
+                           not_null={"study", "n", "label", "started_at"})
+    db["ab_preferences"].create({"id": int, "study": int, "at": float,
+                                 "choice": str,    # a label, or "same"
+                                 "blocks": int},   # blocks begun when it was said
+                                pk="id", foreign_keys=[("study", "ab_studies", "id")])
+
+
 SCHEMA = Schema(MIGRATIONS, "an Empower interaction log", ("sessions", "events"))

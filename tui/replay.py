@@ -28,6 +28,9 @@ class Shown:
     policy: str | None
     latency_ms: float | None
     source: str | None = None
+    time: float | None = None
+    arm: str | None = None    # in an A/B study (tui/ab.py): its label and block
+    block: int | None = None
     accepts: int = 0          # suggestion_accepted events (whole, or a word/line at a time)
     chars_accepted: int = 0   # as the accepted events count them
     chars_deleted: int = 0    # of the text its accepts inserted, how much was deleted later
@@ -40,6 +43,7 @@ class Replay:
     session: Session
     text: str                       # the buffer after the last event
     origin: list[int | None]        # per character: the seq of the suggestion it came from
+    inserted_at: list[float | None]  # per character: when it was inserted (None: the start text)
     suggestions: dict[int, Shown]   # by the seq of their suggestion_shown
     n_events: int
 
@@ -61,6 +65,7 @@ def replay(db: sqlite_utils.Database, session_id: int) -> Replay:
         raise LookupError(f"no session {session_id}")
     session = found[0]
     text, origin = session.start_text, [None] * len(session.start_text)
+    inserted_at: list[float | None] = [None] * len(text)
     shown: dict[int, Shown] = {}
     last_shown = None
     n = 0
@@ -73,6 +78,7 @@ def replay(db: sqlite_utils.Database, session_id: int) -> Replay:
             by = d.get("suggestion", last_shown) if d.get("origin") == "suggestion" else None
             text = text[:ev.offset] + ev.text + text[ev.offset:]
             origin[ev.offset:ev.offset] = [by] * len(ev.text)
+            inserted_at[ev.offset:ev.offset] = [ev.time] * len(ev.text)
         elif ev.kind == "delete":
             if text[ev.start:ev.end] != ev.text:
                 raise ReplayError(f"session {session_id}: event {ev.seq} deletes {ev.text!r} but "
@@ -82,10 +88,11 @@ def replay(db: sqlite_utils.Database, session_id: int) -> Replay:
                     shown[by].chars_deleted += 1
             text = text[:ev.start] + text[ev.end:]
             del origin[ev.start:ev.end]
+            del inserted_at[ev.start:ev.end]
         elif ev.kind == "suggestion_shown":
             shown[ev.seq] = Shown(ev.seq, ev.text, d.get("model", session.model),
                                   d.get("policy", session.policy), d.get("latency_ms"),
-                                  d.get("source"))
+                                  d.get("source"), ev.time, d.get("ab_arm"), d.get("ab_block"))
             last_shown = ev.seq
         elif ev.kind in ABOUT_A_SUGGESTION:
             s = shown.get(d.get("suggestion", last_shown))
@@ -102,4 +109,4 @@ def replay(db: sqlite_utils.Database, session_id: int) -> Replay:
     for by, count in Counter(origin).items():
         if by in shown:
             shown[by].chars_final = count
-    return Replay(session, text, origin, shown, n)
+    return Replay(session, text, origin, inserted_at, shown, n)

@@ -18,6 +18,7 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Footer, Markdown
 
+from coach.policies import policy_name
 from problems.problem import Problem
 from tui import keys
 from tui.asking import Asking
@@ -117,16 +118,27 @@ class EditorScreen(Asking, Screen):
         self.refresh_status()
 
     def _start_session(self) -> None:
-        s = self.app.settings
+        s, study = self.app.settings, self.app.study
         log = self.app.interactions
         try:
-            self.session = log.start_session(self.opened.path, s.model, s.policy_label, s.eta,
-                                             self.editor.text)
+            if study is None:
+                self.session = log.start_session(self.opened.path, s.model, s.policy_label, s.eta,
+                                                 self.editor.text)
+            else:  # the assistant changes by block: each suggestion says whose it is
+                self.session = log.start_session(self.opened.path, text=self.editor.text, ab_study=study.id)
         except LogUnavailable as e:
             self._log_off(e)
             return
         session = self.session
-        self.editor.log_writer = lambda kind, fields: log.event(session, kind, **fields)
+
+        def write(kind: str, fields: dict[str, Any]) -> int:
+            if study is not None and kind == "suggestion_shown":
+                arm = study.arm
+                fields = {**fields, "model": arm.model, "policy": policy_name(arm.policy, arm.eta),
+                          "ab_arm": study.label, "ab_block": study.n}
+            return log.event(session, kind, **fields)
+
+        self.editor.log_writer = write
 
     # ------------------------------------------------------------------ the log
     def _record(self, kind: str, fields: dict[str, Any]) -> int:
@@ -144,6 +156,7 @@ class EditorScreen(Asking, Screen):
 
     # ------------------------------------------------------------------ suggestions
     def on_text_area_changed(self, event: GhostEditor.Changed) -> None:
+        self.app.activity()  # an A/B's clock (the block may hand over to the other assistant)
         self.schedule_suggestion()
         self.refresh_status()
 
@@ -287,7 +300,12 @@ class EditorScreen(Asking, Screen):
         row, col = editor.cursor_location
         name = self.opened.path.name + (" ●" if self.dirty else "")
         parts: list[Any] = [(name, "bold"), f"  {row + 1}:{col + 1}  "]
-        if app.coach is not None:
+        if app.coach is not None and app.study is not None:  # blind: the label, never the model
+            parts.append((f"assistant {app.study.label}", "cyan"))
+            parts.append(f" · A/B block {app.study.n + 1}")
+            if not s.suggestions:
+                parts.append((" · off (F2)", "yellow"))
+        elif app.coach is not None:
             parts.append((app.coach.model, "cyan"))
             parts.append(f" · {s.policy_label}")
             if not s.suggestions:
@@ -311,8 +329,14 @@ class EditorScreen(Asking, Screen):
     def action_open_file(self) -> None:
         self.app.pick_file()
 
+    def action_prefer(self) -> None:  # only in an A/B: check_action
+        self.app.ask_preference()
+
     def check_action(self, action: str, parameters: tuple) -> bool | None:
-        """The problem keys exist only for a built-in problem (and leave the footer otherwise)."""
+        """The problem keys exist only for a built-in problem, F8 only in an A/B (and leave the
+        footer otherwise)."""
         if action in ("toggle_statement", "run_tests", "toggle_results") and self.problem is None:
+            return False
+        if action == "prefer" and self.app.study is None:
             return False
         return True

@@ -110,3 +110,10 @@ class PickerScreen(Screen[str]):
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         self.dismiss(event.option.id)
+
+
+def preference_question(blocks: int) -> Question:
+    """The A/B's one question (tui/ab.py): the assistants are named only by their labels."""
+    return Question(f"Two assistants, X and Y, have taken turns ({blocks} blocks so far).\n"
+                    "Which felt more helpful?",
+                    [("X", "X"), ("Y", "Y"), ("same", "No difference"), ("cancel", "Not now")])
