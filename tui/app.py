@@ -86,6 +86,7 @@ class EmpowerApp(App):
         self.study: Study | None = None  # the A/B, when there is one
         self.coaches: dict[str, object] = {}  # its assistants by label
         self._asked_preference = False
+        self._study_error = ""
 
     def on_mount(self) -> None:
         self.interactions = open_log(self.settings.log_db)
@@ -198,7 +199,14 @@ class EmpowerApp(App):
 
     def activity(self) -> None:
         """The person edited: in an A/B, the clock of the block runs, and may hand over."""
-        if self.study is None or not self.study.activity():
+        if self.study is None or self._study_error:
+            return
+        try:
+            if not self.study.activity():
+                return
+        except LogUnavailable as e:  # the turns cannot be kept: stay with this assistant, say so once
+            self._study_error = str(e)
+            self.notify(f"the A/B stopped taking turns: {e}", title="A/B", severity="error", timeout=10)
             return
         label = self.study.label
         if label in self.coaches:

@@ -294,6 +294,9 @@ def print_ab(r, path: str) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from rich.text import Text
+
+    from coach.policies import policy_name, split_assistant
     from tui.ab_report import said
 
     console = Console()
@@ -304,7 +307,8 @@ def print_ab(r, path: str) -> None:
         arms.add_column(name, justify="right", no_wrap=True)
     for a in r.arms:
         m = a.measures
-        arms.add_row(f"{a.label} = {a.assistant}", str(a.blocks), f"{a.active_min:.1f}", _num(m["shown_per_min"]),
+        model, policy, eta = split_assistant(a.assistant)
+        arms.add_row(Text.assemble((a.label, "bold"), " ", model, "\n", "  ", (policy_name(policy, eta), "dim")), str(a.blocks), f"{a.active_min:.1f}", _num(m["shown_per_min"]),
                      _pct(m["acceptance"]), _num(m["deleted_per_acceptance"]), _pct(m["share"]),
                      "-" if m["latency_ms"] is None else f"{m['latency_ms']:.0f} ms")
     console.print(arms)
