@@ -215,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
                f"{shlex.quote(args.a)} {shlex.quote(args.b)} --ab-block {args.minutes} --db {shlex.quote(str(db))}")
     term.start(command)
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 600  # two models loading on a busy machine
         while "assistant " not in term.pane():
             if time.monotonic() > deadline:
                 print(f"ab_tmux: the editor did not load both assistants; the pane:\n{term.pane()}", file=sys.stderr)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 import time
 from pathlib import Path
 
@@ -246,3 +247,26 @@ async def test_the_editor_serves_both_blind_hands_over_and_asks_which_helped(tmp
     assert cli.main(["stats", "--ab", "--db", str(db)]) == 0
     table = capsys.readouterr().out
     assert "X felt more helpful" in table and "base-2" in table
+
+
+# --- in a real terminal -------------------------------------------------------------------------
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+def test_a_scripted_person_sits_a_study_in_tmux_and_stats_shows_it(tmp_path, test_models, capfd):
+    """experiments/ab_tmux.py: the real empower-tui in tmux, driven by keys; the file written is
+    the person's text, both assistants had turns, and the answer to the question is kept."""
+    from experiments import ab_tmux
+
+    gguf = str(test_models.memorizer_gguf)
+    target = tmp_path / "target.py"
+    target.write_text(SOLUTION)  # memorized: ghosts that are right, so the person takes some
+    out = tmp_path / "run"
+    code = ab_tmux.main([f"{gguf}@base", f"{gguf}@base-2", "--target", str(target), "--lines", "14",
+                         "--minutes", "0.05", "--read", "0.2", "--prefer", "Y", "--out", str(out)])
+    printed = capfd.readouterr().out
+    assert code == 0, printed
+    assert (out / "project" / "target.py").read_text() == "".join(SOLUTION.splitlines(keepends=True)[:14])
+    assert "as the target" in printed and "Y felt more helpful" in printed
+    r = ab_report.compute(open_for_reading(out / "interactions.db"))
+    assert r.pairs >= 1 and all(a.shown > 0 for a in r.arms) and sum(a.accepted for a in r.arms) > 0
+    assert r.preference.choice == "Y"
