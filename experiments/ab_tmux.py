@@ -36,17 +36,18 @@ _CURSOR = re.compile(r"  (\d+):(\d+)  ")
 
 
 class Terminal:
-    def __init__(self) -> None:
+    def __init__(self, conf: Path) -> None:
         self.socket = f"empower-ab-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.conf = conf
+        conf.write_text("set -g status off\n")  # from the start: no resize as the editor starts
 
     def tmux(self, *args: str) -> str:
         env = {k: v for k, v in os.environ.items() if k != "TMUX"}
-        return subprocess.run(["tmux", "-L", self.socket, *args], env=env, capture_output=True, text=True,
-                              check=True, timeout=30).stdout
+        return subprocess.run(["tmux", "-L", self.socket, "-f", str(self.conf), *args], env=env,
+                              capture_output=True, text=True, check=True, timeout=30).stdout
 
     def start(self, command: str) -> None:
         self.tmux("new-session", "-d", "-s", "ab", "-x", str(WIDTH), "-y", str(HEIGHT), command)
-        self.tmux("set", "-t", "ab", "status", "off")
 
     def keys(self, *keys: str, literal: bool = False) -> None:
         self.tmux("send-keys", "-t", "ab", *(["-l"] if literal else []), *keys)
@@ -56,6 +57,8 @@ class Terminal:
 
     def kill(self) -> None:
         subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True)
+        socket = Path(os.environ.get("TMUX_TMPDIR", "/tmp")) / f"tmux-{os.getuid()}" / self.socket
+        socket.unlink(missing_ok=True)  # tmux leaves it behind
 
 
 def ghost_lines(pane: str) -> list[str]:
@@ -210,14 +213,16 @@ def main(argv: list[str] | None = None) -> int:
     name = args.target.name
     (project / name).write_text("")
     db = out / "interactions.db"
-    term = Terminal()
+    term = Terminal(out / "tmux.conf")
     command = (f"cd {shlex.quote(str(project))} && {shlex.quote(str(EXE))} {shlex.quote(name)} --ab "
                f"{shlex.quote(args.a)} {shlex.quote(args.b)} --ab-block {args.minutes} --db {shlex.quote(str(db))}")
     term.start(command)
     try:
         deadline = time.monotonic() + 600  # two models loading on a busy machine
-        while "assistant " not in term.pane():
-            if time.monotonic() > deadline:
+        while "assistant " not in (pane := term.pane()):
+            if "Restore it?" in pane:  # an earlier run was killed mid-file: start from the file on disk
+                term.keys("Tab", "Enter")
+            if time.monotonic() > deadline or "no suggestions" in pane:
                 print(f"ab_tmux: the editor did not load both assistants; the pane:\n{term.pane()}", file=sys.stderr)
                 return 1
             time.sleep(0.5)

@@ -24,6 +24,7 @@ from textual.app import App
 from textual.binding import Binding
 from textual.command import SimpleCommand
 from textual.widgets import Static
+from textual.worker import Worker, WorkerState
 
 from coach.policies import policy_name
 from coach.types import CoachError
@@ -212,8 +213,9 @@ class EmpowerApp(App):
         if label in self.coaches:
             self.coach = self.coaches[label]
         self.notify(f"block {self.study.n + 1}: assistant {label}", title="A/B", timeout=4)
+        # A ghost on screen stays, and counts for the assistant that showed it: taking it a word
+        # at a time across the handover must not have it vanish under the keys.
         if isinstance(self.screen, EditorScreen):
-            self.screen.editor.dismiss_ghost("turn")  # the last assistant's ghost is not the next one's
             self.screen.warm_up()
             self.screen.refresh_status()
 
@@ -265,6 +267,13 @@ class EmpowerApp(App):
             self.call_from_thread(self._model_ready, loaded[""])
         else:
             self.call_from_thread(self._arms_ready, loaded)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """A model worker that died of an error no handler caught (exit_on_error=False keeps the
+        editor up) must still say so, not leave "loading…" on the status bar for ever."""
+        w = event.worker
+        if w.group == "model" and event.state == WorkerState.ERROR and self.coach is None:
+            self._model_failed(f"{type(w.error).__name__}: {w.error}")
 
     def _arms_ready(self, coaches: dict) -> None:
         self.coaches = coaches
