@@ -11,7 +11,8 @@ suggestion word by word (Ctrl+Right) as far as it is what they were going to wri
 Enter's indentation is corrected as a person would. At the end they save, quit, and answer the
 preference question (`--prefer`: X, Y or same; by default the assistant whose text they took more
 of, which is what such a person would feel). Then `empower-tui stats --ab` prints the study.
-The panes are polled with `tmux capture-pane`; the ghost is the italic text on the screen.
+The panes are polled with `tmux capture-pane`; the ghost is what follows the person's text on
+their line, and the italic lines under it.
 """
 
 from __future__ import annotations
@@ -92,6 +93,33 @@ def ghost_lines(pane: str) -> list[str]:
     return rows
 
 
+_GUTTER = re.compile(r"\s*(\d+)  (.*)$")  # a buffer line: its number, two spaces, its text
+
+
+def ghost_at(pane: str, row: int, typed: str) -> list[str]:
+    """The ghost at the end of line `row`, whose text so far is `typed`: the rest of that line on
+    screen, then the lines drawn under it with no number (italic: the ghost's). Found by the line
+    number, not by style alone: highlighting draws some code (`True`, `__future__`) italic too."""
+    rows = pane.splitlines()
+    for i, line in enumerate(rows):
+        m = _GUTTER.match(_SGR.sub("", line))
+        if not m or int(m.group(1)) != row:
+            continue
+        shown = m.group(2).rstrip()
+        if len(shown) <= len(typed.rstrip()) or not shown.startswith(typed):
+            return []
+        out = [shown[len(typed):]]
+        for below in rows[i + 1:]:
+            if _GUTTER.match(_SGR.sub("", below)):
+                break
+            more = ghost_lines(below)
+            if not more:
+                break
+            out.append(more[0])
+        return out
+    return []
+
+
 def cursor(pane: str) -> tuple[int, int] | None:
     m = _CURSOR.search(pane.splitlines()[-2] if len(pane.splitlines()) >= 2 else "")
     return (int(m.group(1)), int(m.group(2))) if m else None
@@ -126,7 +154,8 @@ class Person:
     def look(self) -> list[str]:
         self.sync()
         time.sleep(self.read_s)
-        return ghost_lines(self.sync())
+        done = self.target[:self.pos]
+        return ghost_at(self.sync(), self.expected()[0], done[done.rfind("\n") + 1:])
 
     def write(self, on_progress=None) -> None:
         while self.pos < len(self.target):
