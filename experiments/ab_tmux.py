@@ -51,6 +51,8 @@ class Terminal:
         self.tmux("new-session", "-d", "-s", "ab", "-x", str(WIDTH), "-y", str(HEIGHT), command)
 
     def keys(self, *keys: str, literal: bool = False) -> None:
+        if literal:  # tmux reads an argument's last ";" as the end of its command: escape it
+            keys = tuple(k[:-1] + "\\;" if k.endswith(";") else k for k in keys)
         self.tmux("send-keys", "-t", "ab", *(["-l"] if literal else []), *keys)
 
     def pane(self, escapes: bool = False) -> str:
@@ -133,7 +135,7 @@ class Person:
     def __init__(self, term: Terminal, target: str, read_s: float) -> None:
         self.term, self.target, self.read_s = term, target, read_s
         self.pos = 0  # the buffer holds target[:pos]
-        self.took = self.typed = 0
+        self.took = self.typed = self.retyped = 0
 
     def expected(self) -> tuple[int, int]:
         done = self.target[:self.pos]
@@ -192,8 +194,27 @@ class Person:
         self.took += taken
         return taken > 0
 
+    def settle(self) -> None:
+        """Before Enter, make sure the line is all there: a key the editor lost (rarely, a
+        Ctrl+Right taken just before Enter) is typed again, as a person would who sees it missing."""
+        row, col = self.expected()
+        deadline = time.monotonic() + 3
+        while (at := cursor(self.term.pane())) != (row, col):
+            if time.monotonic() > deadline:
+                if at is None or at[0] != row or at[1] > col:
+                    raise RuntimeError(f"the editor's cursor is at {at}, not {(row, col)}")
+                done = self.target[:self.pos]
+                line = done[done.rfind("\n") + 1:]
+                missing = line[at[1] - 1:]
+                self.term.keys(missing, literal=True)
+                self.retyped += len(missing)
+                self.sync()
+                return
+            time.sleep(0.05)
+
     def _newline(self) -> None:
         """Enter, then the indentation the next line needs (the editor guesses one)."""
+        self.settle()
         self.term.keys("Enter")
         self.pos += 1
         line = self.target[self.pos:].split("\n", 1)[0]
@@ -279,7 +300,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         term.kill()
     print(f"wrote {name}: {'as the target' if written == target else 'DIFFERENT from the target'}; "
-          f"taken from suggestions {person.took} chars, typed {person.typed}; said: {choice}")
+          f"taken from suggestions {person.took} chars, typed {person.typed}, typed again after a lost key "
+          f"{person.retyped}; said: {choice}")
     return subprocess.run([str(EXE), "stats", "--ab", "--db", str(db)]).returncode
 
 
