@@ -267,35 +267,39 @@ async def run_all(problems, assistants, human, store, *, concurrency: int = 8, s
     single: set = set()  # assistants whose backend makes no replica
     replicas: list = []
 
-    # What each coach's KV cache holds: its episode's start while it plays, its final code after;
-    # what replicas being loaded will hold. Episodes that `continues` a coach's cache go to it, and
-    # a coach with none to continue starts a file no other coach holds (affinity=False: in order).
+    # What each coach's KV cache holds: its episode's (context, start) while it plays, its final
+    # code after; what replicas being loaded will hold. Episodes that `continues` a coach's cache
+    # in the same context go to it (the other context's prompts begin otherwise), and a coach with
+    # none to continue starts a file no other coach holds (affinity=False: in order).
     holds: dict = {}
     claimed: dict = {key: [] for key in coaches_of}
 
-    def held(key, code) -> bool:
-        return any(continues(holds.get(c), code) for c in coaches_of[key]) or \
-            any(continues(x, code) for x in claimed[key])
+    def on(state, ctx, code) -> bool:
+        return state is not None and state[0] == ctx and continues(state[1], code)
+
+    def held(key, ctx, code) -> bool:
+        return any(on(holds.get(c), ctx, code) for c in coaches_of[key]) or \
+            any(on(x, ctx, code) for x in claimed[key])
 
     def pick():
         first = fresh = None
-        for i, (_, key, _, code, _) in enumerate(todo):
+        for i, (_, key, _, code, ctx) in enumerate(todo):
             if key in failed:
                 return i, None
             idle = [c for c in coaches_of[key] if not busy[c]]
-            if affinity and any(continues(holds.get(c), code) for c in idle):
-                return i, next(c for c in idle if continues(holds.get(c), code))
+            if affinity and any(on(holds.get(c), ctx, code) for c in idle):
+                return i, next(c for c in idle if on(holds.get(c), ctx, code))
             if idle:
                 first = first or (i, idle[0])
-                if affinity and fresh is None and not held(key, code):
+                if affinity and fresh is None and not held(key, ctx, code):
                     fresh = (i, idle[0])
         if fresh or first:
             return fresh or first
         first = fresh = None
-        for i, (_, key, _, code, _) in enumerate(todo):
+        for i, (_, key, _, code, ctx) in enumerate(todo):
             if key not in single and len(coaches_of[key]) + pending[key] < concurrency:
                 first = first or (i, "replica")
-                if not affinity or not held(key, code):
+                if not affinity or not held(key, ctx, code):
                     fresh = (i, "replica")
                     break
         if fresh or first:
@@ -303,18 +307,18 @@ async def run_all(problems, assistants, human, store, *, concurrency: int = 8, s
         key = todo[0][1]
         return 0, min(coaches_of[key], key=busy.get)
 
-    async def coach_for(key, choice, code):
+    async def coach_for(key, choice, state):
         if choice != "replica":
             return choice
         pending[key] += 1
-        claimed[key].append(code)
+        claimed[key].append(state)
         try:
             twin = await asyncio.to_thread(coaches_of[key][0].replica)
         except Exception:  # out of memory for one more: share the coach instead
             twin = None
         finally:
             pending[key] -= 1
-            claimed[key].remove(code)
+            claimed[key].remove(state)
         if twin is None:
             single.add(key)
             return min(coaches_of[key], key=busy.get)
@@ -330,16 +334,16 @@ async def run_all(problems, assistants, human, store, *, concurrency: int = 8, s
             if key in failed:
                 ep = Episode(p.id, key[0], label, name, seed, code, errored=True, error=failed[key], context=ctx)
             else:
-                coach = await coach_for(key, choice, code)
+                coach = await coach_for(key, choice, (ctx, code))
                 busy[coach] += 1
-                holds[coach] = code
+                holds[coach] = (ctx, code)
                 try:
                     ep = await run_episode(p, coach, human, k_h=k_h, max_rounds=max_rounds, start=code,
                                            seed=seed, assistant_spec=key[0], policy=label, human_name=name,
                                            executor=pool, context=ctx)
                 finally:
                     busy[coach] -= 1
-                holds[coach] = ep.code
+                holds[coach] = (ctx, ep.code)
             store.add(ep)
             if progress is not None:
                 progress(ep)
