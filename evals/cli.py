@@ -4,7 +4,7 @@
     empower-evals --human gemma-3-27b --human-url http://gpu1:8000/v1 --human-url http://gpu2:8000/v1 \\
                   --assistant empower-eta0.32 --assistant base.gguf --policy base --policy base-10 \\
                   --dataset livecodebench --release v6 --out empower-runs/evals/lcb
-    empower-evals --human oracle --assistant smollm2-135m --policy threshold --eta 2 --format completion \
+    empower-evals --human oracle --assistant smollm2-135m --policy threshold --eta 2 --format completion \\
                   --dataset files ~/src/pkg --context files --context none      # with and without the
                                                                                 # other files, paired
     empower-evals report RUN [RUN ...] [--json FILE] [--png FILE]

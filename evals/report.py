@@ -7,9 +7,9 @@ its standard error over problems; errored episodes counted apart), then each ass
 difference in Pass@1, accept ratio and DPR against a baseline on the problems both ran (bootstrap
 95% interval). Where a run played arms with the package's other files shown (`--context files`),
 each such arm is also paired with its twin shown the code alone (`--context none`), and the
-assistants are compared within one context. Writes the same as JSON (default RUN/report.json, RUN the first given) and a bar chart
-like the paper's Figure 2 (RUN/report.png). Several runs are read as one; where two hold the
-same episode, the later written wins.
+assistants are compared within one context. Writes the same as JSON (default RUN/report.json,
+RUN the first given) and a bar chart like the paper's Figure 2 (RUN/report.png). Several runs are
+read as one; where two hold the same episode, the later written wins.
 """
 
 from __future__ import annotations
