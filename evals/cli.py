@@ -217,7 +217,8 @@ def play(args, problems, assistants, contexts, human, human_name, store, coaches
 
     ids = {p.id for p in problems}
     shown = contexts != ["none"]  # the context in the labels where there is one to tell apart
-    labels = {(spec, policy_name(pol, eta), ctx): f"{spec} · {policy_name(pol, eta)}" + (f" · context {ctx}" if shown else "")
+    labels = {(spec, policy_name(pol, eta), ctx):
+              f"{spec} · {policy_name(pol, eta)}" + (f" · context {ctx}" if shown else "")
               for spec, pol, eta in assistants for ctx in contexts}
     # The live figures cover every stored episode of these arms on these problems,
     # those of earlier invocations included, so a resumed run shows the whole picture.

@@ -8,8 +8,9 @@
 Each round the assistant proposes a completion of the code so far (it sees only the code, never
 the problem). With context "files", chunks of the package's other files go ahead of it, chosen
 each round by coach/related.py as the editor chooses them among its other open buffers (the
-files dataset's problems know their package: `Problem.others()`; other problems have none). An empty suggestion is not shown: the round counts no suggestion and the human just
-writes. Otherwise the human accepts (the suggestion is appended), rejects, or finishes. Unless it
+files dataset's problems know their package: `Problem.others()`; other problems have none).
+An empty suggestion is not shown: the round counts no suggestion and the human just writes.
+Otherwise the human accepts (the suggestion is appended), rejects, or finishes. Unless it
 finished, the human then writes at most k_h tokens; a Written with done=True also ends the
 episode. At most max_rounds rounds. Then the final code is judged; correct = every test passed.
 
