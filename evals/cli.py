@@ -4,9 +4,12 @@
     empower-evals --human gemma-3-27b --human-url http://gpu1:8000/v1 --human-url http://gpu2:8000/v1 \\
                   --assistant empower-eta0.32 --assistant base.gguf --policy base --policy base-10 \\
                   --dataset livecodebench --release v6 --out empower-runs/evals/lcb
+    empower-evals --human oracle --assistant smollm2-135m --policy threshold --eta 2 --format completion \\
+                  --dataset files ~/src/pkg --context files --context none      # with and without the
+                                                                                # other files, paired
     empower-evals report RUN [RUN ...] [--json FILE] [--png FILE]
 
-A run plays every problem with every (assistant, policy) against one simulated human (evals/
+A run plays every problem with every (assistant, policy, context) against one simulated human (evals/
 episode.py) and writes each finished episode at once to RUN/run.sqlite (evals/store.py): the
 same command again resumes, running only what is not finished (episodes that errored are tried
 again unless --keep-errored). Everything is checked before the first episode: the problems
@@ -26,13 +29,14 @@ import time
 from pathlib import Path
 
 from coach.atomic import write_json
-from evals.episode import MAX_ROUNDS
+from evals.episode import CONTEXTS, MAX_ROUNDS
 from evals.humans import K_H, MODELS
-from evals.setup import (DEFAULT_URL, EvalsError, assistants_of, check_judge, dataset_of, load_coaches, load_problems,
-                         make_the_human, resolve_all)
+from evals.setup import (DEFAULT_URL, EvalsError, assistants_of, check_judge, contexts_of, dataset_of, load_coaches,
+                         load_problems, make_the_human, resolve_all)
 
 USAGE = """usage: empower-evals --assistant SPEC [--policy P ...] [--human oracle|MODEL] [--human-url URL ...]
-                     [--dataset livecodebench|humaneval|builtin|files DIR] [--out RUN_DIR] [options]
+                     [--dataset livecodebench|humaneval|builtin|files DIR [--context files|none ...]]
+                     [--out RUN_DIR] [options]
        empower-evals report RUN [RUN ...] [--json FILE] [--png FILE]
 """
 
@@ -74,6 +78,11 @@ def parser() -> argparse.ArgumentParser:
                    help="base (default), base-N, threshold (one assistant per --eta), trained")
     a.add_argument("--eta", action="append", type=float, metavar="BITS", help="η for the threshold policy (repeat for several; default 4, as the editor)")
     a.add_argument("--format", choices=["completion", "chat"], help="the assistants' prompt format (default: the model's)")
+    a.add_argument("--context", action="append", choices=CONTEXTS,
+                   help="--dataset files DIR: what the assistant sees besides the code: `files`, chunks of the "
+                        "directory's other files ahead of it, as the editor shows its other open buffers, or "
+                        "`none` (repeat for both arms, paired in the report). Default: files, as the editor; "
+                        "none in a run directory started before this option (its episodes had none)")
     h = p.add_argument_group("the simulated human")
     h.add_argument("--human", default="gemma-3-27b",
                    help=f"`oracle` (replays a reference solution; no server), a built-in model "
@@ -154,6 +163,7 @@ def run(args) -> int:
     if args.limit is not None and args.limit < 1:
         raise EvalsError("--limit must be at least 1")
     dataset_of(args)
+    contexts_of(args, None)  # refused here, before a run directory is made
     assistants = assistants_of(args)
     resolve_all(args.assistant)
     check_judge(args)
@@ -179,12 +189,17 @@ def run(args) -> int:
         except StoreError as exc:
             raise EvalsError(str(exc)) from None
         try:
+            config["contexts"] = contexts = contexts_of(args, store)
+            if args.dataset == "files" and not args.context and contexts == ["none"]:
+                console.print(f"[yellow]note[/]: {out} was started before --context: its episodes show the "
+                              "assistant the code alone (context none), and so do these; --context files adds the "
+                              "other arm")
             check_protocol(store, config, out)
             coaches = load_coaches(assistants, args.format, console)
             try:
                 store.add_run(config)
                 _write_json(out / "config.json", config)
-                return play(args, problems, assistants, human, human_name, store, coaches, out, console)
+                return play(args, problems, assistants, contexts, human, human_name, store, coaches, out, console)
             finally:
                 for c in coaches.values():
                     c.close()
@@ -192,7 +207,7 @@ def run(args) -> int:
             store.close()
 
 
-def play(args, problems, assistants, human, human_name, store, coaches, out, console) -> int:
+def play(args, problems, assistants, contexts, human, human_name, store, coaches, out, console) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from coach.progress import Milestones
@@ -201,13 +216,17 @@ def play(args, problems, assistants, human, human_name, store, coaches, out, con
     from evals.report import print_report
 
     ids = {p.id for p in problems}
-    labels = {(spec, policy_name(pol, eta)): f"{spec} · {policy_name(pol, eta)}" for spec, pol, eta in assistants}
-    # The live figures cover every stored episode of these assistants on these problems,
+    shown = contexts != ["none"]  # the context in the labels where there is one to tell apart
+    labels = {(spec, policy_name(pol, eta), ctx):
+              f"{spec} · {policy_name(pol, eta)}" + (f" · context {ctx}" if shown else "")
+              for spec, pol, eta in assistants for ctx in contexts}
+    # The live figures cover every stored episode of these arms on these problems,
     # those of earlier invocations included, so a resumed run shows the whole picture.
     seen = {k: [] for k in labels}
     for ep in store.episodes():
-        if (ep.assistant, ep.policy) in seen and ep.problem_id in ids and ep.human == human_name and ep.seed == args.seed:
-            seen[ep.assistant, ep.policy].append(ep)
+        key = (ep.assistant, ep.policy, ep.context)
+        if key in seen and ep.problem_id in ids and ep.human == human_name and ep.seed == args.seed:
+            seen[key].append(ep)
 
     def figures(eps) -> str:
         if not eps:
@@ -229,21 +248,23 @@ def play(args, problems, assistants, human, human_name, store, coaches, out, con
     milestones = None if console.is_terminal else Milestones(console, "episodes", quiet=0)
 
     def done(ep) -> None:
-        key = (ep.assistant, ep.policy)
+        key = (ep.assistant, ep.policy, ep.context)
         seen[key] = [e for e in seen[key] if e.problem_id != ep.problem_id] + [ep]
         ran[0] += 1
         progress.update(tasks[key], advance=1, description=figures(seen[key]))
         if milestones is not None:
             milestones.update(ran[0], todo, f"{labels[key]}: {figures(seen[key])}")
 
-    console.print(f"{len(problems)} problems × {len(assistants)} assistants, human {human_name}, run {out}")
+    console.print(f"{len(problems)} problems × {len(assistants)} assistants"
+                  + (f" × {len(contexts)} contexts ({', '.join(contexts)})" if shown else "")
+                  + f", human {human_name}, run {out}")
     try:
         with progress:
             n_run, n_skipped = asyncio.run(_play(
                 problems, assistants, human, store, concurrency=args.concurrency, seed=args.seed,
                 human_name=human_name, k_h=args.k_h, max_rounds=args.max_rounds, progress=done,
                 start=lambda p: start_of(p, args.start),
-                coaches=coaches, retry_errored=not args.keep_errored))
+                coaches=coaches, retry_errored=not args.keep_errored, contexts=contexts))
     except KeyboardInterrupt:
         console.print(f"[yellow]interrupted[/]: {ran[0]} episodes finished in this run are kept in {out}; "
                       "the same command resumes")

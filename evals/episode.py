@@ -2,11 +2,15 @@
 
     from evals.episode import run_episode, run_all
     ep = await run_episode(problem, coach, make_human("oracle"), seed=0)   # an Episode record
-    n_run, n_skipped = await run_all(problems, [("model.gguf", "base", None)], human, store)
+    n_run, n_skipped = await run_all(problems, [("model.gguf", "base", None)], human, store,
+                                     contexts=("files", "none"))   # both arms, paired by the report
 
 Each round the assistant proposes a completion of the code so far (it sees only the code, never
-the problem). An empty suggestion is not shown: the round counts no suggestion and the human just
-writes. Otherwise the human accepts (the suggestion is appended), rejects, or finishes. Unless it
+the problem). With context "files", chunks of the package's other files go ahead of it, chosen
+each round by coach/related.py as the editor chooses them among its other open buffers (the
+files dataset's problems know their package: `Problem.others()`; other problems have none).
+An empty suggestion is not shown: the round counts no suggestion and the human just writes.
+Otherwise the human accepts (the suggestion is appended), rejects, or finishes. Unless it
 finished, the human then writes at most k_h tokens; a Written with done=True also ends the
 episode. At most max_rounds rounds. Then the final code is judged; correct = every test passed.
 
@@ -26,15 +30,18 @@ import threading
 import time
 import weakref
 from concurrent.futures import ThreadPoolExecutor
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
-from coach import prompts
+from coach import prompts, related
 from coach.policies import policy_name
 from coach.types import Context
 from evals.humans import K_H, HumanError, RegexTokenizer
 
 MAX_ROUNDS = 50  # the paper's limit on rounds per problem
+# What the assistant is shown besides the code: "files", chunks of the problem's package's other
+# files (as the editor shows its other open buffers), or "none", the code alone.
+CONTEXTS = ("files", "none")
 
 
 @dataclass(frozen=True)
@@ -70,10 +77,11 @@ class Episode:
     accepted: int = 0
     suggested: int = 0
     seconds: float = 0.0
+    context: str = "none"  # one of CONTEXTS; an episode stored before there was a choice: "none"
 
     @property
-    def key(self) -> tuple[str, str, str, str, int]:
-        return (self.problem_id, self.assistant, self.policy, self.human, self.seed)
+    def key(self) -> tuple[str, str, str, str, int, str]:
+        return (self.problem_id, self.assistant, self.policy, self.human, self.seed, self.context)
 
     def replay(self) -> str:
         """The code the transcript builds: start, then each round's accepted suggestion and text."""
@@ -117,9 +125,11 @@ class AssistantError(Exception):
     """The assistant gave no usable answer (its generation was cancelled)."""
 
 
-def _suggest(assistant, code: str):
+def _suggest(assistant, code: str, others: dict[str, str]):
+    # the chunks are chosen in the episode's thread, before the lock: a few ms over a package
+    chunks = related.choose(others, code) if others else ()
     with _lock_for(assistant):
-        s = assistant.suggest(Context(prefix=code))
+        s = assistant.suggest(Context(prefix=code, related=chunks))
     if getattr(s, "finish_reason", "") == "cancelled":
         raise AssistantError("the generation was cancelled")
     return s
@@ -133,14 +143,18 @@ def _describe(assistant) -> tuple[str, str]:
 
 async def run_episode(problem, assistant, human, *, k_h: int = K_H, max_rounds: int = MAX_ROUNDS,
                       start: str = "", seed: int = 0, assistant_spec: str | None = None,
-                      policy: str | None = None, human_name: str | None = None, executor=None) -> Episode:
+                      policy: str | None = None, human_name: str | None = None, executor=None,
+                      context: str = "none") -> Episode:
     """Play one episode and judge its code. The labels default to the coach's spec and policy
     and the human's class name. The assistant and the judge run in `executor`'s threads (None:
-    the event loop's default pool)."""
+    the event loop's default pool). context: one of CONTEXTS."""
+    if context not in CONTEXTS:
+        raise ValueError(f"context {context!r}: choose {' or '.join(CONTEXTS)}")
     loop = asyncio.get_running_loop()
     spec, pol = _describe(assistant)
     labels = dict(problem_id=problem.id, assistant=assistant_spec or spec, policy=policy or pol,
-                  human=human_name or type(human).__name__.lower(), seed=seed, start=start)
+                  human=human_name or type(human).__name__.lower(), seed=seed, start=start, context=context)
+    others = problem.others() if context == "files" else {}
     tok = getattr(human, "tokenizer", None) or RegexTokenizer()
     began = time.perf_counter()
     code, rounds = start, []
@@ -148,7 +162,7 @@ async def run_episode(problem, assistant, human, *, k_h: int = K_H, max_rounds: 
     try:
         for i in range(max_rounds):
             t0 = time.perf_counter()
-            s = await loop.run_in_executor(executor, _suggest, assistant, code)
+            s = await loop.run_in_executor(executor, _suggest, assistant, code, others)
             text = s.text
             n_read = len(tok.encode(text)) if text else 0
             action, parsed, thoughts = "none", True, ""
@@ -202,9 +216,11 @@ def continues(cached: str | None, start: str, head: int = 256) -> bool:
 async def run_all(problems, assistants, human, store, *, concurrency: int = 8, seed: int = 0,
                   human_name: str | None = None, k_h: int = K_H, max_rounds: int = MAX_ROUNDS,
                   start: str | Callable[[object], str] = "", progress=None, coaches: dict | None = None,
-                  retry_errored: bool = False, affinity: bool = True) -> tuple[int, int]:
-    """Every problem with every assistant (spec, policy, eta); episodes already in `store` are
-    skipped (a killed run resumes), each finished one is stored at once. Returns (run, skipped).
+                  retry_errored: bool = False, affinity: bool = True,
+                  contexts: Sequence[str] = ("none",)) -> tuple[int, int]:
+    """Every problem with every assistant (spec, policy, eta) in every context (CONTEXTS: each an
+    arm of its own, played after the one before); episodes already in `store` are skipped (a
+    killed run resumes), each finished one is stored at once. Returns (run, skipped).
 
     One Coach per (spec, policy, eta), shared by its episodes; `coaches` may hold prebuilt ones
     under that key. `start`: the code every episode starts from, or a function of the problem
@@ -214,16 +230,20 @@ async def run_all(problems, assistants, human, store, *, concurrency: int = 8, s
     from coach.engine import Coach
 
     name = human_name or type(human).__name__.lower()
+    for ctx in contexts:
+        if ctx not in CONTEXTS:
+            raise ValueError(f"context {ctx!r}: choose {' or '.join(CONTEXTS)}")
     done = store.done_keys(include_errored=not retry_errored)
     prebuilt, coaches = coaches, dict(coaches or {})
-    todo = []  # (problem, assistant key, policy label, the code it starts from)
+    todo = []  # (problem, assistant key, policy label, the code it starts from, context)
     for spec, pol, eta in assistants:
         key = (spec, pol, eta)
         label = policy_name(pol, eta)
-        for p in problems:
-            if (p.id, spec, label, name, seed) not in done:
-                todo.append((p, key, label, start(p) if callable(start) else start))
-    skipped = len(problems) * len(assistants) - len(todo)
+        for ctx in contexts:
+            for p in problems:
+                if (p.id, spec, label, name, seed, ctx) not in done:
+                    todo.append((p, key, label, start(p) if callable(start) else start, ctx))
+    skipped = len(problems) * len(assistants) * len(contexts) - len(todo)
     failed: dict[tuple, str] = {}
     for key in {t[1] for t in todo}:
         if key not in coaches:
@@ -248,35 +268,39 @@ async def run_all(problems, assistants, human, store, *, concurrency: int = 8, s
     single: set = set()  # assistants whose backend makes no replica
     replicas: list = []
 
-    # What each coach's KV cache holds: its episode's start while it plays, its final code after;
-    # what replicas being loaded will hold. Episodes that `continues` a coach's cache go to it, and
-    # a coach with none to continue starts a file no other coach holds (affinity=False: in order).
+    # What each coach's KV cache holds: its episode's (context, start) while it plays, its final
+    # code after; what replicas being loaded will hold. Episodes that `continues` a coach's cache
+    # in the same context go to it (the other context's prompts begin otherwise), and a coach with
+    # none to continue starts a file no other coach holds (affinity=False: in order).
     holds: dict = {}
     claimed: dict = {key: [] for key in coaches_of}
 
-    def held(key, code) -> bool:
-        return any(continues(holds.get(c), code) for c in coaches_of[key]) or \
-            any(continues(x, code) for x in claimed[key])
+    def on(state, ctx, code) -> bool:
+        return state is not None and state[0] == ctx and continues(state[1], code)
+
+    def held(key, ctx, code) -> bool:
+        return any(on(holds.get(c), ctx, code) for c in coaches_of[key]) or \
+            any(on(x, ctx, code) for x in claimed[key])
 
     def pick():
         first = fresh = None
-        for i, (_, key, _, code) in enumerate(todo):
+        for i, (_, key, _, code, ctx) in enumerate(todo):
             if key in failed:
                 return i, None
             idle = [c for c in coaches_of[key] if not busy[c]]
-            if affinity and any(continues(holds.get(c), code) for c in idle):
-                return i, next(c for c in idle if continues(holds.get(c), code))
+            if affinity and any(on(holds.get(c), ctx, code) for c in idle):
+                return i, next(c for c in idle if on(holds.get(c), ctx, code))
             if idle:
                 first = first or (i, idle[0])
-                if affinity and fresh is None and not held(key, code):
+                if affinity and fresh is None and not held(key, ctx, code):
                     fresh = (i, idle[0])
         if fresh or first:
             return fresh or first
         first = fresh = None
-        for i, (_, key, _, code) in enumerate(todo):
+        for i, (_, key, _, code, ctx) in enumerate(todo):
             if key not in single and len(coaches_of[key]) + pending[key] < concurrency:
                 first = first or (i, "replica")
-                if not affinity or not held(key, code):
+                if not affinity or not held(key, ctx, code):
                     fresh = (i, "replica")
                     break
         if fresh or first:
@@ -284,18 +308,18 @@ async def run_all(problems, assistants, human, store, *, concurrency: int = 8, s
         key = todo[0][1]
         return 0, min(coaches_of[key], key=busy.get)
 
-    async def coach_for(key, choice, code):
+    async def coach_for(key, choice, state):
         if choice != "replica":
             return choice
         pending[key] += 1
-        claimed[key].append(code)
+        claimed[key].append(state)
         try:
             twin = await asyncio.to_thread(coaches_of[key][0].replica)
         except Exception:  # out of memory for one more: share the coach instead
             twin = None
         finally:
             pending[key] -= 1
-            claimed[key].remove(code)
+            claimed[key].remove(state)
         if twin is None:
             single.add(key)
             return min(coaches_of[key], key=busy.get)
@@ -307,20 +331,20 @@ async def run_all(problems, assistants, human, store, *, concurrency: int = 8, s
     async def worker():
         while todo:
             i, choice = pick()
-            p, key, label, code = todo.pop(i)
+            p, key, label, code, ctx = todo.pop(i)
             if key in failed:
-                ep = Episode(p.id, key[0], label, name, seed, code, errored=True, error=failed[key])
+                ep = Episode(p.id, key[0], label, name, seed, code, errored=True, error=failed[key], context=ctx)
             else:
-                coach = await coach_for(key, choice, code)
+                coach = await coach_for(key, choice, (ctx, code))
                 busy[coach] += 1
-                holds[coach] = code
+                holds[coach] = (ctx, code)
                 try:
                     ep = await run_episode(p, coach, human, k_h=k_h, max_rounds=max_rounds, start=code,
                                            seed=seed, assistant_spec=key[0], policy=label, human_name=name,
-                                           executor=pool)
+                                           executor=pool, context=ctx)
                 finally:
                     busy[coach] -= 1
-                holds[coach] = ep.code
+                holds[coach] = (ctx, ep.code)
             store.add(ep)
             if progress is not None:
                 progress(ep)

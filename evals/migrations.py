@@ -47,4 +47,14 @@ def m001_initial(db: sqlite_utils.Database) -> None:
         not_null={"problem_id", "assistant", "policy", "human", "seed", "transcript", "created"})
 
 
+@MIGRATIONS()
+def m002_context(db: sqlite_utils.Database) -> None:
+    # What the assistant was shown besides the code (`empower-evals --context`): "files", chunks
+    # of the package's other files ahead of it, or "none". Part of the key, so that one run holds
+    # both arms of a problem and the report pairs them. Every episode stored before this step
+    # was played with the code alone: "none".
+    db["episodes"].add_column("context", str, not_null_default="none")
+    db["episodes"].transform(pk=("problem_id", "assistant", "policy", "human", "seed", "context"))
+
+
 SCHEMA = Schema(MIGRATIONS, "an Empower run store", ("runs", "episodes"))

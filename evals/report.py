@@ -4,10 +4,12 @@
 
 Prints a table like the paper's Table 2 (assistant, policy, Pass@1, accept ratio, DPR, each with
 its standard error over problems; errored episodes counted apart), then each assistant's paired
-difference in Pass@1 and DPR against a baseline on the problems both ran (bootstrap 95%
-interval). Writes the same as JSON (default RUN/report.json, RUN the first given) and a bar chart
-like the paper's Figure 2 (RUN/report.png). Several runs are read as one; where two hold the
-same episode, the later written wins.
+difference in Pass@1, accept ratio and DPR against a baseline on the problems both ran (bootstrap
+95% interval). Where a run played arms with the package's other files shown (`--context files`),
+each such arm is also paired with its twin shown the code alone (`--context none`), and the
+assistants are compared within one context. Writes the same as JSON (default RUN/report.json,
+RUN the first given) and a bar chart like the paper's Figure 2 (RUN/report.png). Several runs are
+read as one; where two hold the same episode, the later written wins.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from coach.atomic import save_figure, write_json
 from evals.metrics import ALPHA, BETA, GAMMA, paired, summarize
 
 METRIC_NAMES = {"pass_at_1": "Pass@1", "accept_ratio": "Accept ratio", "dpr": "DPR"}
+PAIRED = ("pass@1", "accept_ratio", "dpr")  # the paired differences, evals/metrics.py's names
 
 
 class ReportError(Exception):
@@ -58,37 +61,37 @@ def collect(runs) -> list:
 
 def build(episodes, gamma: float = GAMMA, alpha: float = ALPHA, beta: float = BETA,
           baseline: str | None = None) -> dict:
-    """The report as data: one group per (human, seed, assistant, policy), in order of first
-    appearance, and the paired differences against each human's baseline group."""
+    """The report as data: one group per (human, seed, assistant, policy, context), in order of
+    first appearance, and the paired differences: against each human's baseline group within one
+    context, and of each context arm against its twin with context none."""
     groups: dict[tuple, list] = {}
     for ep in episodes:
-        groups.setdefault((ep.human, ep.seed, ep.assistant, ep.policy), []).append(ep)
+        groups.setdefault((ep.human, ep.seed, ep.assistant, ep.policy, ep.context), []).append(ep)
     rows = []
-    for (human, seed, assistant, policy), eps in groups.items():
+    for (human, seed, assistant, policy, context), eps in groups.items():
         s = summarize(eps, gamma, alpha, beta)
-        rows.append({"assistant": assistant, "policy": policy, "human": human, "seed": seed,
+        rows.append({"assistant": assistant, "policy": policy, "context": context, "human": human, "seed": seed,
                      "problems": s.n, "errored": s.n_errored, "pass_at_1": s.pass_at_1,
                      "pass_at_1_se": s.pass_at_1_se, "accept_ratio": s.accept_ratio,
                      "accept_ratio_se": s.accept_ratio_se, "accept_pooled": s.accept_pooled,
                      "dpr": s.dpr, "dpr_se": s.dpr_se,
                      "tokens_read": _mean(e.tokens_read for e in eps if not e.errored),
                      "tokens_written": _mean(e.tokens_written for e in eps if not e.errored)})
-    pairs = []
-    for (human, seed), members in _by_human(groups).items():
+    comparisons = []  # (key, the key it is compared with)
+    for members in _by_human(groups).values():
         base = _baseline(members, baseline)
-        if base is None:
-            continue
-        for key in members:
-            if key == base:
+        comparisons += [(key, base) for key in members if base is not None and key != base]
+    comparisons += [(key, key[:4] + ("none",)) for key in groups if key[4] != "none" and key[:4] + ("none",) in groups]
+    pairs = []
+    for key, base in comparisons:
+        for metric in PAIRED:
+            try:
+                d = paired(groups[key], groups[base], metric, seed=key[1])
+            except ValueError:  # nothing in common: no difference to give
                 continue
-            for metric in ("pass@1", "dpr"):
-                try:
-                    d = paired(groups[key], groups[base], metric, seed=seed)
-                except ValueError:  # nothing in common: no difference to give
-                    continue
-                pairs.append({"human": human, "seed": seed, "assistant": key[2], "policy": key[3],
-                              "baseline_assistant": base[2], "baseline_policy": base[3], "metric": metric,
-                              "n": d.n, "diff": d.diff, "low": d.low, "high": d.high})
+            pairs.append({"human": key[0], "seed": key[1], "assistant": key[2], "policy": key[3], "context": key[4],
+                          "baseline_assistant": base[2], "baseline_policy": base[3], "baseline_context": base[4],
+                          "metric": metric, "n": d.n, "diff": d.diff, "low": d.low, "high": d.high})
     return {"groups": rows, "paired": pairs, "constants": {"gamma": gamma, "alpha": alpha, "beta": beta},
             "episodes": len(episodes)}
 
@@ -99,9 +102,10 @@ def _mean(values) -> float:
 
 
 def _by_human(groups: dict) -> dict:
+    """The groups of each (human, seed, context): the assistants compared with a baseline."""
     out: dict = {}
     for key in groups:
-        out.setdefault(key[:2], []).append(key)
+        out.setdefault((*key[:2], key[4]), []).append(key)
     return out
 
 
@@ -134,27 +138,37 @@ def tables(report: dict):
 
     rows = report["groups"]
     several_humans = len({(r["human"], r["seed"]) for r in rows}) > 1
+    contexts = _contexts_shown(rows)
     c = report["constants"]
     t = Table(title=f"Simulated-human benchmark: mean ± standard error over problems "
                     f"(DPR: γ {c['gamma']:g}, α {c['alpha']:g}, β {c['beta']:g})")
-    for col in ("assistant", "policy", *(["human", "seed"] if several_humans else []), "problems", "errored",
-                "Pass@1", "accept ratio", "DPR", "read", "written"):
-        t.add_column(col, justify="left" if col in ("assistant", "policy", "human") else "right")
+    for col in ("assistant", "policy", *(["context"] if contexts else []), *(["human", "seed"] if several_humans else []),
+                "problems", "errored", "Pass@1", "accept ratio", "DPR", "read", "written"):
+        t.add_column(col, justify="left" if col in ("assistant", "policy", "context", "human") else "right")
     for r in rows:
-        t.add_row(short(r["assistant"]), r["policy"], *([r["human"], str(r["seed"])] if several_humans else []),
+        t.add_row(short(r["assistant"]), r["policy"], *([r["context"]] if contexts else []),
+                  *([r["human"], str(r["seed"])] if several_humans else []),
                   str(r["problems"]), f"[red]{r['errored']}[/]" if r["errored"] else "0",
                   _pm(r["pass_at_1"], r["pass_at_1_se"]), _pm(r["accept_ratio"], r["accept_ratio_se"]),
                   _pm(r["dpr"], r["dpr_se"]), _count(r["tokens_read"]), _count(r["tokens_written"]))
     out = [t]
     if report["paired"]:
         p = Table(title="Paired differences on the same problems (bootstrap 95% interval)")
-        for col in ("assistant", "policy", "minus", "metric", "problems", "difference", "95% interval"):
-            p.add_column(col, justify="left" if col in ("assistant", "policy", "minus", "metric") else "right")
+        for col in ("assistant", "policy", *(["context"] if contexts else []), "minus", "metric", "problems",
+                    "difference", "95% interval"):
+            p.add_column(col, justify="left" if col in ("assistant", "policy", "context", "minus", "metric") else "right")
         for d in report["paired"]:
-            p.add_row(short(d["assistant"]), d["policy"], f"{short(d['baseline_assistant'])} · {d['baseline_policy']}",
+            minus = f"{short(d['baseline_assistant'])} · {d['baseline_policy']}"
+            p.add_row(short(d["assistant"]), d["policy"], *([d["context"]] if contexts else []),
+                      minus + (f" · context {d['baseline_context']}" if contexts else ""),
                       d["metric"], str(d["n"]), f"{d['diff']:+.3f}", f"[{d['low']:+.3f}, {d['high']:+.3f}]")
         out.append(p)
     return out
+
+
+def _contexts_shown(rows) -> bool:
+    """Whether the tables need a context column: some arm was shown more than the code."""
+    return any(r["context"] != "none" for r in rows)
 
 
 def print_report(episodes, gamma: float = GAMMA, alpha: float = ALPHA, beta: float = BETA, console=None) -> dict:
@@ -176,8 +190,12 @@ def plot(report: dict, path: Path) -> None:
 
     rows = report["groups"]
     several_humans = len({(r["human"], r["seed"]) for r in rows}) > 1
+    contexts = _contexts_shown(rows)
     assistants = list(dict.fromkeys(r["assistant"] for r in rows))
-    variant = (lambda r: f"{r['policy']} · {r['human']}" if several_humans else r["policy"])
+
+    def variant(r) -> str:
+        return " · ".join([r["policy"], *([f"context {r['context']}"] if contexts else []),
+                           *([r["human"]] if several_humans else [])])
     variants = list(dict.fromkeys(variant(r) for r in rows))
     width = 0.8 / len(variants)
     fig, axes = plt.subplots(1, 3, figsize=(4 + 1.2 * len(assistants) * max(1, len(variants) / 2), 4), squeeze=False)

@@ -33,6 +33,26 @@ def dataset_of(args) -> None:
     args.dataset, args.files = name, (rest[0] if rest else None)
 
 
+def contexts_of(args, store) -> list[str]:
+    """The arms' contexts: --context as given (each once), else "files" for --dataset files DIR,
+    as the editor shows the model its other open files by default, and "none" for the other
+    datasets, whose problems come from no package. A run directory whose first invocation came
+    before --context keeps "none": its episodes were played with the code alone, and the same
+    command must resume them, not start another arm. store: the run's, or None to check only."""
+    given = list(dict.fromkeys(args.context or []))
+    if args.dataset != "files":
+        if any(c != "none" for c in given):
+            raise EvalsError("--context files is for --dataset files DIR (other problems come from no package)")
+        return ["none"]
+    if given:
+        return given
+    if store is not None:
+        configs = [json.loads(raw) for (raw,) in store.db.execute("select config from runs order by id")]
+        if configs and "contexts" not in configs[0]:
+            return ["none"]
+    return ["files"]
+
+
 def load_problems(args):
     from problems.datasets import ProblemsError, load
 

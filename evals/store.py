@@ -2,7 +2,7 @@
 
     store = Store.open("runs/2026-11-22")       # a directory (run.sqlite inside) or a .sqlite path
     store.add(episode)                          # committed at once: a kill -9 after it loses nothing
-    store.done_keys()                           # {(problem_id, assistant, policy, human, seed)}
+    store.done_keys()                           # {(problem_id, assistant, policy, human, seed, context)}
     store.episodes()                            # the Episode records back, transcripts included
 
 The schema lives in evals/migrations.py. WAL with synchronous=FULL: each add is one committed
@@ -79,16 +79,16 @@ class Store:
                "suggested": ep.suggested, "tokens_read": ep.tokens_read, "tokens_written": ep.tokens_written,
                "errored": int(ep.errored), "error": ep.error, "verdict": ep.verdict,
                "n_rounds": len(ep.rounds), "seconds": ep.seconds,
-               "transcript": json.dumps(ep.to_dict()), "created": time.time()}
+               "transcript": json.dumps(ep.to_dict()), "created": time.time(), "context": ep.context}
         with self._lock, self.db.atomic():
             self.db["episodes"].insert(row, replace=True)
 
-    def done_keys(self, include_errored: bool = True) -> set[tuple[str, str, str, str, int]]:
+    def done_keys(self, include_errored: bool = True) -> set[tuple[str, str, str, str, int, str]]:
         """Keys of the stored episodes (include_errored=False: a rerun retries errored ones)."""
         where = "" if include_errored else " where errored = 0"
         with self._lock:
             return {tuple(r) for r in self.db.execute(
-                f"select problem_id, assistant, policy, human, seed from episodes{where}").fetchall()}
+                f"select problem_id, assistant, policy, human, seed, context from episodes{where}").fetchall()}
 
     def episodes(self) -> list[Episode]:
         with self._lock:

@@ -3,12 +3,17 @@ from a file up to a function's body and must finish that body; nothing is run.
 
     from problems.datasets import load
     probs = load("files", path="~/my-code", per_file=8)
+    probs[0].others()      # the directory's other Python files, path -> text (its own left out)
+
+Each problem also knows the directory's other files, so that the benchmark can put chunks of
+them ahead of the code as the editor does with its other open buffers (coach/related.py).
 """
 
 from __future__ import annotations
 
 import ast
 from pathlib import Path
+from types import MappingProxyType
 
 from problems.datasets import ProblemSet, ProblemsError, Skipped, check_found, dataset, id_set
 from problems.problem import Problem
@@ -29,10 +34,11 @@ def _functions(tree: ast.Module):
                     yield f"{node.name}.{item.name}", item
 
 
-def file_problems(rel: str, text: str, per_file: int = FILES_PER_FILE) -> list[Problem]:
+def file_problems(rel: str, text: str, per_file: int = FILES_PER_FILE, package=None) -> list[Problem]:
     """The episodes of one file: for each function whose body (after its docstring) is 2-30
     lines, the code up to that body is the start and the code up to the function's end the
-    reference. At most `per_file`, evenly spread over the file. A file that does not parse has none."""
+    reference. At most `per_file`, evenly spread over the file. A file that does not parse has none.
+    `package`: the directory's files (rel -> text) the problems share, this one among them."""
     try:
         tree = ast.parse(text)
     except (SyntaxError, ValueError):
@@ -54,7 +60,8 @@ def file_problems(rel: str, text: str, per_file: int = FILES_PER_FILE) -> list[P
         start, reference = text[:offsets[first - 1]], text[:offsets[last]]
         doc = ast.get_docstring(fn) or f"finish {qualname} as the file's author did"
         found.append(Problem(f"{rel}::{qualname}", qualname, doc, (), kind="match", starter=start,
-                             reference=reference, source="files", platform="files"))
+                             reference=reference, source="files", platform="files", file=rel,
+                             package=package))
     if len(found) > per_file:
         step = len(found) / per_file
         found = [found[int(i * step)] for i in range(per_file)]
@@ -70,16 +77,23 @@ def load_files(path: str | Path, *, ids=None, limit: int | None = None, per_file
     if not root.is_dir():
         raise ProblemsError(f"{path}: not a directory (the files dataset reads a directory of code)")
     wanted, out, seen = id_set(ids), ProblemSet(), set()
+    # Every Python file the dataset reads counts as the package's (all of them, not only those
+    # with episodes, nor only those before --limit): the editor's picker offers a project's files,
+    # and which of them a person would have open cannot be known, so the assistant may draw on any
+    # (coach/related.py keeps the few chunks that share the most names with the code at hand).
+    # Read once, shared read-only by every problem of this load.
+    texts: dict[str, str] = {}
     for f in sorted(root.rglob("*.py")):
         rel = f.relative_to(root).as_posix()
         if any(part.startswith(".") for part in f.relative_to(root).parts) or not f.is_file():
             continue
         try:
-            text = f.read_text(encoding="utf-8")
+            texts[rel] = f.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             out.skipped.append(Skipped(rel, str(exc)))
-            continue
-        for p in file_problems(rel, text, per_file):
+    package = MappingProxyType(texts)
+    for rel, text in texts.items():
+        for p in file_problems(rel, text, per_file, package):
             seen.add(p.id)
             if wanted is None or p.id in wanted:
                 out.append(p)

@@ -8,6 +8,7 @@ LiveCodeBench and the functions of a person's own files (problems/datasets.py lo
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -54,6 +55,10 @@ class Problem:
     prelude: str = field(default="", repr=False)  # code the judge runs before the program
     data_dir: Path | None = field(default=None, repr=False)  # hidden from judged programs
     starter_file: Path | None = field(default=None, repr=False)  # the file a person opens (builtin)
+    # files: the file it came from (relative to the directory loaded, as in the id), and that
+    # directory's Python files, relative path -> text: one mapping shared by every problem of a load
+    file: str = field(default="", repr=False)
+    package: Mapping[str, str] | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.kind not in ("stdin", "functional", "check", "match"):
@@ -68,6 +73,14 @@ class Problem:
         """The name of the file its code is kept in, less ".py": the id, with what a file name
         cannot hold as "_" ("HumanEval/3": HumanEval_3.py)."""
         return re.sub(r"[^\w.-]", "_", self.id)
+
+    def others(self) -> dict[str, str]:
+        """The package's files but this problem's own (whose text holds the answer): what the
+        benchmark shows the assistant, as the editor shows it the other open buffers. A new dict
+        of the shared texts, none copied; empty where the problem comes from no package."""
+        if not self.package:
+            return {}
+        return {rel: text for rel, text in self.package.items() if rel != self.file}
 
     def limits(self) -> Limits:
         # lcb_runner gives a program (timeout + 1) s per test + 5 s in all; the judge's 120 s

@@ -267,3 +267,99 @@ def test_the_functions_of_a_directory_are_episodes_of_finishing_them(test_models
     short = tmp_path / "short"  # two rounds cannot finish a body: not correct
     assert main([*base[:-1], str(short), "--max-rounds", "1"]) == 0
     assert not any(e.correct for e in episodes(short))
+
+
+UNITS = '''"""Units of length."""
+
+METRES_PER_FOOT = 0.3048
+
+
+def feet_to_metres(feet):
+    return feet * METRES_PER_FOOT
+'''
+PEOPLE = '''"""People and their heights."""
+
+from units import feet_to_metres
+
+
+def height_in_metres(person):
+    """The person's height in metres."""
+    feet = person.height_feet
+    metres = feet_to_metres(feet)
+    return round(metres, 2)
+
+
+def tallest(people):
+    """The tallest person's height in metres."""
+    heights = [height_in_metres(p) for p in people]
+    return max(heights)
+'''
+
+
+def test_both_contexts_land_in_one_run_and_the_report_pairs_them(test_models, tmp_path, capsys, monkeypatch):
+    """`--context files --context none`: the arms with and without the package's other files in
+    one run directory, told apart by the store's key, resumed arm by arm, and paired by the
+    report on the same problems (DPR and accept ratio)."""
+    monkeypatch.setenv("COLUMNS", "220")
+    code = tmp_path / "pkg"
+    code.mkdir()
+    (code / "units.py").write_text(UNITS)
+    (code / "people.py").write_text(PEOPLE)
+    run = tmp_path / "run"
+    base = ["--human", "oracle", "--assistant", str(test_models.memorizer_gguf), "--policy", "base-8",
+            "--dataset", "files", str(code), "--out", str(run)]
+    assert main([*base, "--context", "none"]) == 0  # one arm first, as a run stopped after it
+    assert {e.context for e in episodes(run)} == {"none"}
+    capsys.readouterr()
+    assert main([*base, "--context", "files", "--context", "none"]) == 0
+    err = capsys.readouterr().err
+    assert "ran 2 episodes" in err and "2 were already finished" in err and "context files" in err
+    eps = episodes(run)
+    assert sorted((e.problem_id, e.context) for e in eps) == [
+        (p, c) for p in ("people.py::height_in_metres", "people.py::tallest") for c in ("files", "none")]
+    assert all(e.correct and not e.errored for e in eps)
+    with sqlite3.connect(run / "run.sqlite") as db:
+        assert sorted(db.execute("select context, count(*) from episodes group by context")) == [("files", 2), ("none", 2)]
+    assert json.loads((run / "config.json").read_text())["contexts"] == ["files", "none"]
+    assert main(base) == 0  # the default, as the editor: files, already finished
+    assert "ran 0 episodes" in capsys.readouterr().err
+
+    assert main(["report", str(run)]) == 0
+    assert "context none" in capsys.readouterr().out
+    report = json.loads((run / "report.json").read_text())
+    assert sorted(g["context"] for g in report["groups"]) == ["files", "none"]
+    pairs = {p["metric"]: p for p in report["paired"]}
+    assert set(pairs) == {"pass@1", "accept_ratio", "dpr"}
+    for p in pairs.values():
+        assert (p["context"], p["baseline_context"], p["n"]) == ("files", "none", 2)
+        assert p["assistant"] == p["baseline_assistant"] and p["policy"] == p["baseline_policy"]
+    by = {c: summarize([e for e in eps if e.context == c]) for c in ("files", "none")}
+    assert pairs["dpr"]["diff"] == pytest.approx(by["files"].dpr - by["none"].dpr)
+
+    # --context is for the files dataset: refused before a run directory is made
+    elsewhere = tmp_path / "elsewhere"
+    assert main(["--human", "oracle", "--assistant", str(test_models.memorizer_gguf), "--dataset", "builtin",
+                 "--context", "files", "--out", str(elsewhere)]) == 2
+    assert "--context files is for --dataset files DIR" in capsys.readouterr().err and not elsewhere.exists()
+
+
+def test_a_files_run_started_before_context_goes_on_with_the_code_alone(test_models, tmp_path, capsys):
+    """A run directory whose episodes were played before --context existed (no `contexts` in its
+    first run's config) keeps them as they were: the same command resumes with context none
+    instead of starting the files arm; --context files adds it."""
+    code = tmp_path / "pkg"
+    code.mkdir()
+    (code / "units.py").write_text(UNITS)
+    (code / "people.py").write_text(PEOPLE)
+    run = tmp_path / "run"
+    store = Store.open(run)
+    store.add_run({"dataset": "files", "k_h": 10, "max_rounds": 50, "start": "auto", "tokenizer": "regex",
+                   "format": None})  # as an Empower before --context wrote it
+    store.close()
+    base = ["--human", "oracle", "--assistant", str(test_models.memorizer_gguf), "--policy", "base-8",
+            "--dataset", "files", str(code), "--out", str(run)]
+    assert main(base) == 0
+    assert "started before --context" in capsys.readouterr().err
+    assert {e.context for e in episodes(run)} == {"none"}
+    assert main([*base, "--context", "files"]) == 0
+    assert sorted(e.context for e in episodes(run)) == ["files", "files", "none", "none"]

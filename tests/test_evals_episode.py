@@ -117,7 +117,7 @@ def test_episodes_round_trip_through_the_store(tmp_path):
     store.add(ep)
     store.close()
     again = Store.open(tmp_path / "run.sqlite")
-    assert again.episodes() == [ep] and again.done_keys() == {("p", "a.gguf", "base", "oracle", 3)}
+    assert again.episodes() == [ep] and again.done_keys() == {("p", "a.gguf", "base", "oracle", 3, "none")}
     assert again.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
@@ -129,8 +129,8 @@ def test_migrations_give_the_columns_of_a_fresh_in_memory_db(tmp_path):
     assert list(fresh["episodes"].columns_dict) == [
         "problem_id", "assistant", "policy", "human", "seed", "correct", "accepted", "suggested",
         "tokens_read", "tokens_written", "errored", "error", "verdict", "n_rounds", "seconds",
-        "transcript", "created"]
-    assert fresh["episodes"].pks == ["problem_id", "assistant", "policy", "human", "seed"]
+        "transcript", "created", "context"]
+    assert fresh["episodes"].pks == ["problem_id", "assistant", "policy", "human", "seed", "context"]
     assert list(fresh["runs"].columns_dict) == ["id", "created", "config"]
     on_disk = Store.open(tmp_path).db
     for table in ("episodes", "runs", "_sqlite_migrations"):
@@ -248,3 +248,68 @@ def test_a_coach_keeps_to_the_file_its_cache_holds(test_models, tmp_path, monkey
     switches = sum(a != b for fs in files.values() for a, b in zip(fs, fs[1:]))
     assert switches <= 1  # at most one: a coach done with its file takes the other's last function
     assert all(e.correct for e in store.episodes())
+
+
+# ---------------------------------------------------------------- the package's other files
+UNITS = '''"""Units of length."""
+
+METRES_PER_FOOT = 0.3048
+
+
+def feet_to_metres(feet):
+    return feet * METRES_PER_FOOT
+'''
+PEOPLE = '''"""People and their heights."""
+
+from units import feet_to_metres
+
+
+def height_in_metres(person):
+    """The person's height in metres."""
+    feet = person.height_feet
+    metres = feet_to_metres(feet)
+    return round(metres, 2)
+'''
+
+
+def test_a_files_episode_shows_the_assistant_the_packages_other_files_only_with_context(test_models, tmp_path):
+    """With context "files" each prompt carries chunks of the package's other files, chosen by
+    coach/related.py as the editor chooses them: a name defined only in units.py reaches the model
+    while it finishes a function of people.py; with context "none" the prompt is people.py alone.
+    Both arms land in one store, told apart by their context, and a second run has nothing left."""
+    from coach.backends import load_backend
+    from coach.engine import Coach
+    from coach.policies import parse
+    from coach.specs import resolve
+
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "units.py").write_text(UNITS)
+    (tmp_path / "pkg" / "people.py").write_text(PEOPLE)
+    problems = load("files", path=tmp_path / "pkg")
+    assert [p.id for p in problems] == ["people.py::height_in_metres"]  # units.py's body is one line
+    spec = str(test_models.memorizer_gguf)
+    backend = load_backend(resolve(spec))
+    seen: list[str] = []
+    real = backend.generate
+    backend.generate = lambda request: (seen.append(request.prompt.text), real(request))[1]
+    coach = Coach(backend, parse("base-8"))
+    store = Store.open(tmp_path / "run")
+    prompts = {}
+    try:
+        for ctx in ("files", "none"):
+            seen.clear()
+            assert asyncio.run(run_all(problems, [(spec, "base-8", None)], make_human("oracle"), store,
+                                       concurrency=1, start=lambda p: p.starter, coaches={(spec, "base-8", None): coach},
+                                       contexts=(ctx,))) == (1, 0)
+            prompts[ctx] = list(seen)
+    finally:
+        coach.close()
+    assert prompts["files"] and prompts["none"]
+    assert all("METRES_PER_FOOT" in t and t.startswith("# units.py\n") for t in prompts["files"])
+    assert not any("METRES_PER_FOOT" in t or "units.py" in t for t in prompts["none"])
+    eps = {e.context: e for e in store.episodes()}
+    assert sorted(eps) == ["files", "none"] and all(e.correct and not e.errored for e in eps.values())
+    assert store.done_keys() == {("people.py::height_in_metres", spec, "base-8", "oracle", 0, c) for c in ("files", "none")}
+    # both arms in one call: everything is finished, nothing is played again
+    assert asyncio.run(run_all(problems, [(spec, "base-8", None)], make_human("oracle"), store,
+                               contexts=("files", "none"))) == (0, 2)

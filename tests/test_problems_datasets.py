@@ -281,3 +281,21 @@ def test_a_files_episode_starts_at_a_body_and_is_judged_by_the_reference_alone()
     many = "".join(f"def f{i}():\n    a = {i}\n    return a\n\n" for i in range(20))
     picked = [p.title for p in file_problems("many.py", many, per_file=4)]
     assert picked == ["f0", "f5", "f10", "f15"]  # spread over the file
+
+
+def test_the_problems_of_a_directory_share_its_files_and_leave_their_own_out(tmp_path):
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "units.py").write_text("METRES_PER_FOOT = 0.3048\n")  # no function: no episode
+    (tmp_path / "pkg" / "a.py").write_text("def f(x):\n    y = x + 1\n    return y\n")
+    (tmp_path / "pkg" / "b.py").write_text("def g(x):\n    y = x * 2\n    return y\n")
+    (tmp_path / ".hidden.py").write_text("SECRET = 1\n")
+    everything = load("files", path=tmp_path)
+    assert [p.id for p in everything] == ["pkg/a.py::f", "pkg/b.py::g"]
+    f, g = everything
+    assert f.package is g.package  # one mapping for the load, the texts never copied
+    assert sorted(f.package) == ["pkg/a.py", "pkg/b.py", "pkg/units.py"] and f.file == "pkg/a.py"
+    assert sorted(f.others()) == ["pkg/b.py", "pkg/units.py"]  # its own file holds the answer
+    assert f.others()["pkg/b.py"] is g.package["pkg/b.py"]
+    (first,) = load("files", path=tmp_path, limit=1)  # a limit keeps every file as the package's
+    assert sorted(first.others()) == ["pkg/b.py", "pkg/units.py"]
+    assert load("builtin", ids=["lava"])[0].others() == {}  # no package

@@ -109,12 +109,17 @@ def test_a_log_from_before_upgrades_in_place_with_nothing_lost(tmp_path):
 def test_a_run_store_from_before_upgrades_in_place_with_its_episodes(tmp_path):
     path = tmp_path / "run.sqlite"
     old = before_sqlite_utils(path, store_schema.m001_initial)
-    Store(old, path).add(EPISODE)  # the episode as that Empower wrote it
+    then = EPISODE.to_dict()
+    del then["context"]  # the episode as that Empower wrote it: before --context
+    old["episodes"].insert({"problem_id": EPISODE.problem_id, "assistant": EPISODE.assistant, "policy": EPISODE.policy,
+                            "human": EPISODE.human, "seed": EPISODE.seed, "correct": 1, "transcript": json.dumps(then),
+                            "created": time.time()})
     old.conn.close()
     store = Store.open(path)  # a resumed benchmark finds its finished episode
-    assert store.episodes() == [EPISODE] and len(store.done_keys()) == 1
+    assert store.episodes() == [EPISODE] and EPISODE.context == "none"  # played with the code alone
+    assert store.done_keys() == {EPISODE.key} and next(iter(store.done_keys()))[-1] == "none"
     assert "_migrations" not in store.db.table_names()
-    assert store_schema.SCHEMA.applied(store.db) == ["m001_initial"]
+    assert store_schema.SCHEMA.applied(store.db) == store_schema.SCHEMA.names() == ["m001_initial", "m002_context"]
     store.close()
 
 
