@@ -116,9 +116,13 @@ def test_the_same_two_again_go_on_with_their_study_and_finish_a_block_cut_short(
 # --- what stats --ab computes -------------------------------------------------------------------
 
 def _hand_over(study: Study) -> None:
-    study.activity()
-    time.sleep(0.005)
-    assert study.activity()
+    """End the block now: an edit now (not enough to end it), then one a block's length later,
+    and the clock waited out so that later events fall in the next block."""
+    t = time.time()
+    assert not study.activity(t)
+    assert study.activity(t + study.block_s)
+    while time.time() <= t + study.block_s:
+        time.sleep(0.01)
 
 
 def _shown(log, session, study, text, latency):
@@ -129,7 +133,7 @@ def _shown(log, session, study, text, latency):
 
 def test_stats_ab_counts_each_block_s_suggestions_and_writing_and_pairs_the_blocks(tmp_path):
     log = InteractionLog(tmp_path / "log.db")
-    study = Study(log, (A, B), block_s=0.001, rng=random.Random(3))
+    study = Study(log, (A, B), block_s=0.2, rng=random.Random(3))
     first, second = study.label, LABELS[1 - LABELS.index(study.label)]
     s = log.start_session(tmp_path / "f.py", text="", ab_study=study.id)
     seq = _shown(log, s, study, "abcdef", 10.0)                         # block 0
@@ -169,7 +173,7 @@ def test_stats_ab_counts_each_block_s_suggestions_and_writing_and_pairs_the_bloc
 
 def test_stats_ab_intervals_come_from_the_pairs(tmp_path):
     log = InteractionLog(tmp_path / "log.db")
-    study = Study(log, (A, B), block_s=0.001, rng=random.Random(4))
+    study = Study(log, (A, B), block_s=0.2, rng=random.Random(4))
     s = log.start_session(tmp_path / "f.py", text="", ab_study=study.id)
     taken = {"X": 3, "Y": 1}  # of 4 shown a block
     for _ in range(6):        # 3 pairs
