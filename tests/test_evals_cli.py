@@ -20,6 +20,7 @@ from evals.cli import main  # noqa: E402
 from evals.metrics import summarize  # noqa: E402
 from evals.store import Store  # noqa: E402
 from tests import lcb_fixture as lcb  # noqa: E402
+from tests.package import PEOPLE, TALLEST, UNITS  # noqa: E402
 from tests.servers import free_port, human_server  # noqa: E402,F401  (a fixture)
 
 EXE = str(Path(sys.executable).parent / "empower-evals")
@@ -269,31 +270,6 @@ def test_the_functions_of_a_directory_are_episodes_of_finishing_them(test_models
     assert not any(e.correct for e in episodes(short))
 
 
-UNITS = '''"""Units of length."""
-
-METRES_PER_FOOT = 0.3048
-
-
-def feet_to_metres(feet):
-    return feet * METRES_PER_FOOT
-'''
-PEOPLE = '''"""People and their heights."""
-
-from units import feet_to_metres
-
-
-def height_in_metres(person):
-    """The person's height in metres."""
-    feet = person.height_feet
-    metres = feet_to_metres(feet)
-    return round(metres, 2)
-
-
-def tallest(people):
-    """The tallest person's height in metres."""
-    heights = [height_in_metres(p) for p in people]
-    return max(heights)
-'''
 
 
 def test_both_contexts_land_in_one_run_and_the_report_pairs_them(test_models, tmp_path, capsys, monkeypatch):
@@ -304,7 +280,7 @@ def test_both_contexts_land_in_one_run_and_the_report_pairs_them(test_models, tm
     code = tmp_path / "pkg"
     code.mkdir()
     (code / "units.py").write_text(UNITS)
-    (code / "people.py").write_text(PEOPLE)
+    (code / "people.py").write_text(PEOPLE + TALLEST)
     run = tmp_path / "run"
     base = ["--human", "oracle", "--assistant", str(test_models.memorizer_gguf), "--policy", "base-8",
             "--dataset", "files", str(code), "--out", str(run)]
@@ -350,7 +326,7 @@ def test_a_files_run_started_before_context_goes_on_with_the_code_alone(test_mod
     code = tmp_path / "pkg"
     code.mkdir()
     (code / "units.py").write_text(UNITS)
-    (code / "people.py").write_text(PEOPLE)
+    (code / "people.py").write_text(PEOPLE + TALLEST)
     run = tmp_path / "run"
     store = Store.open(run)
     store.add_run({"dataset": "files", "k_h": 10, "max_rounds": 50, "start": "auto", "tokenizer": "regex",

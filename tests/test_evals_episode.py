@@ -23,6 +23,7 @@ from evals.humans import make_human
 from evals.metrics import summarize
 from problems.datasets import load
 from evals.store import Store
+from tests.package import PEOPLE, UNITS
 
 ROOT = Path(__file__).resolve().parent.parent
 IDS = ["checkout", "keyboard", "lava"]  # short references: even unaided, the oracle ends in 50 rounds
@@ -251,25 +252,6 @@ def test_a_coach_keeps_to_the_file_its_cache_holds(test_models, tmp_path, monkey
 
 
 # ---------------------------------------------------------------- the package's other files
-UNITS = '''"""Units of length."""
-
-METRES_PER_FOOT = 0.3048
-
-
-def feet_to_metres(feet):
-    return feet * METRES_PER_FOOT
-'''
-PEOPLE = '''"""People and their heights."""
-
-from units import feet_to_metres
-
-
-def height_in_metres(person):
-    """The person's height in metres."""
-    feet = person.height_feet
-    metres = feet_to_metres(feet)
-    return round(metres, 2)
-'''
 
 
 def test_a_files_episode_shows_the_assistant_the_packages_other_files_only_with_context(test_models, tmp_path):

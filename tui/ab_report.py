@@ -18,32 +18,28 @@ from __future__ import annotations
 import bisect
 import statistics
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import sqlite_utils
 
 from coach.stats import bootstrap_interval
 from tui.ab import LABELS, Arm
+from tui.metrics import Totals
 from tui.replay import ReplayError, replay
 
 MEASURES = ("shown_per_min", "acceptance", "deleted_per_acceptance", "share", "latency_ms")
 
 
 @dataclass
-class _Totals:
+class _Block(Totals):
+    """A block's sums: its suggestions' (tui/metrics.py), and its time and writing."""
     active_s: float = 0.0
-    shown: int = 0
-    accepted: int = 0
-    chars_accepted: int = 0
-    chars_deleted: int = 0
-    final_from_assistant: int = 0  # characters of the final files its suggestions put there
-    final_written: int = 0          # characters of the final files written in its blocks
-    latencies: list = field(default_factory=list)
+    final_written: int = 0  # characters of the final files written in it (by the person or taken)
 
-    def add(self, other: "_Totals") -> None:
+    def add(self, other: "_Block") -> None:
         for name in ("active_s", "shown", "accepted", "chars_accepted", "chars_deleted",
-                     "final_from_assistant", "final_written"):
+                     "final_suggestion_chars", "final_written"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.latencies += other.latencies
 
@@ -52,7 +48,7 @@ class _Totals:
             "shown_per_min": self.shown / (self.active_s / 60) if self.active_s else None,
             "acceptance": _ratio(self.accepted, self.shown),
             "deleted_per_acceptance": _ratio(self.chars_deleted, self.accepted),
-            "share": _ratio(self.final_from_assistant, self.final_written),
+            "share": _ratio(self.final_suggestion_chars, self.final_written),
             "latency_ms": statistics.median(self.latencies) if self.latencies else None,
         }
 
@@ -119,10 +115,10 @@ def compute(db: sqlite_utils.Database, study: int | None = None, n_boot: int = 1
         "SELECT label, model, policy, eta, format FROM ab_arms WHERE study = ?", [study]).fetchall()}
     segments = db.execute("SELECT n, label, started_at, ended_at, active_s FROM ab_blocks WHERE study = ? "
                           "ORDER BY started_at", [study]).fetchall()
-    blocks: dict[int, _Totals] = {}
+    blocks: dict[int, _Block] = {}
     label_of: dict[int, str] = {}
     for n, label, _, _, active in segments:
-        blocks.setdefault(n, _Totals()).active_s += active or 0.0
+        blocks.setdefault(n, _Block()).active_s += active or 0.0
         label_of[n] = label
     starts = [s[2] for s in segments]
 
@@ -145,13 +141,7 @@ def compute(db: sqlite_utils.Database, study: int | None = None, n_boot: int = 1
             t = blocks.get(s.block)
             if t is None:
                 continue
-            t.shown += 1
-            t.accepted += s.accepts > 0
-            t.chars_accepted += s.chars_accepted
-            t.chars_deleted += s.chars_deleted
-            t.final_from_assistant += s.chars_final
-            if s.latency_ms is not None:
-                t.latencies.append(s.latency_ms)
+            t.count(s)
         written = Counter(block_at(when) for when in r.inserted_at if when is not None)
         for n, count in written.items():
             if n in blocks:
@@ -159,7 +149,7 @@ def compute(db: sqlite_utils.Database, study: int | None = None, n_boot: int = 1
 
     arm_results = []
     for label in LABELS:
-        total, mine = _Totals(), [n for n in blocks if label_of[n] == label]
+        total, mine = _Block(), [n for n in blocks if label_of[n] == label]
         for n in mine:
             total.add(blocks[n])
         arm_results.append(ArmResult(label, arms[label].name, len(mine), total.active_s / 60, total.shown,

@@ -264,10 +264,15 @@ def stats(argv: list[str]) -> int:
         return _fail(f"cannot write {args.csv}: {e.strerror or e}")
     for s in result.skipped:
         print(f"empower-tui stats: skipped session {s.session}: {s.reason}", file=sys.stderr)
-    if args.json:
+    return _show(result, path, args.json, print_table)
+
+
+def _show(result, path, as_json: bool, table) -> int:
+    """A stats result as JSON (with the log's path) or as `table` draws it."""
+    if as_json:
         print(json.dumps({"db": str(path), **dataclasses.asdict(result)}, indent=2))
     else:
-        print_table(result, str(path))
+        table(result, str(path))
     return 0
 
 
@@ -282,11 +287,7 @@ def ab_stats(path, args) -> int:
         return _fail(str(e.args[0]) if e.args else str(e))
     for why in report.skipped:
         print(f"empower-tui stats: skipped {why}", file=sys.stderr)
-    if args.json:
-        print(json.dumps({"db": str(path), **dataclasses.asdict(report)}, indent=2))
-    else:
-        print_ab(report, str(path))
-    return 0
+    return _show(report, path, args.json, print_ab)
 
 
 def print_ab(r, path: str) -> None:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import sqlite_utils
 
 from tui.log import sessions
-from tui.replay import Replay, ReplayError, replay
+from tui.replay import Replay, ReplayError, Shown, replay
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,8 @@ class Stats:
 
 
 @dataclass
-class _Totals:
+class Totals:
+    """Sums over suggestions shown (also the A/B's per block: tui/ab_report.py)."""
     sessions: set = field(default_factory=set)
     shown: int = 0
     accepted: int = 0
@@ -65,6 +66,16 @@ class _Totals:
     final_chars: int = 0
     final_suggestion_chars: int = 0
     latencies: list = field(default_factory=list)
+
+    def count(self, s: Shown) -> None:
+        """One suggestion shown, and what became of it."""
+        self.shown += 1
+        self.accepted += s.accepts > 0
+        self.chars_accepted += s.chars_accepted
+        self.chars_deleted += s.chars_deleted
+        self.final_suggestion_chars += s.chars_final
+        if s.latency_ms is not None:
+            self.latencies.append(s.latency_ms)
 
 
 def compute(db: sqlite_utils.Database, session: int | None = None) -> Stats:
@@ -83,7 +94,7 @@ def compute(db: sqlite_utils.Database, session: int | None = None) -> Stats:
 
 
 def summarize(replays: list[Replay]) -> list[GroupMetrics]:
-    totals: dict[tuple, _Totals] = {}
+    totals: dict[tuple, Totals] = {}
     for r in replays:
         # A session belongs to its own (model, policy) and to that of every suggestion it
         # showed (the person may switch models mid-session).
@@ -91,23 +102,16 @@ def summarize(replays: list[Replay]) -> list[GroupMetrics]:
         keys = {(r.session.model, r.session.policy)} if r.session.ab_study is None else set()
         keys |= {(s.model, s.policy) for s in r.suggestions.values()}
         for key in keys:
-            t = totals.setdefault(key, _Totals())
+            t = totals.setdefault(key, Totals())
             t.sessions.add(r.session.id)
             t.final_chars += len(r.text)
         for s in r.suggestions.values():
-            t = totals[(s.model, s.policy)]
-            t.shown += 1
-            t.accepted += s.accepts > 0
-            t.chars_accepted += s.chars_accepted
-            t.chars_deleted += s.chars_deleted
-            t.final_suggestion_chars += s.chars_final
-            if s.latency_ms is not None:
-                t.latencies.append(s.latency_ms)
+            totals[(s.model, s.policy)].count(s)
     return [_group(model, policy, t) for (model, policy), t in
             sorted(totals.items(), key=lambda kv: (str(kv[0][0]), str(kv[0][1])))]
 
 
-def _group(model, policy, t: _Totals) -> GroupMetrics:
+def _group(model, policy, t: Totals) -> GroupMetrics:
     return GroupMetrics(
         model, policy, len(t.sessions), t.shown, t.accepted, t.chars_accepted, t.chars_deleted,
         t.final_chars, t.final_suggestion_chars,
